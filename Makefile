@@ -1,0 +1,39 @@
+# Flask-Lattice developer commands. `make demo` and `make test` need nothing but python3.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint docs coverage bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## Run the demo SaaS offline at http://127.0.0.1:5000
+	$(BIN)/python -m demo_app
+
+test: $(STAMP) lint docs  ## Lint, build the docs, then run the whole suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check flask_lattice demo_app tests bench docs
+	$(BIN)/ruff format --check flask_lattice demo_app tests bench docs
+	$(BIN)/mypy
+	$(BIN)/mypy tests/typing
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+coverage: $(STAMP)
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage report
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+"""Flask-Lattice: Stripe subscription billing for Flask.
+
+The app starts the flow; webhooks confirm reality.
+"""
+
+from .access import requires_feature, requires_plan
+from .billable import Billable
+from .errors import ConfigurationError, LatticeError, StripeGuardError, UnknownPlanError
+from .extension import LatticeBilling
+from .plans import Plan, PlanCatalog
+
+__all__ = [
+    "Billable",
+    "ConfigurationError",
+    "LatticeBilling",
+    "LatticeError",
+    "Plan",
+    "PlanCatalog",
+    "StripeGuardError",
+    "UnknownPlanError",
+    "requires_feature",
+    "requires_plan",
+]

@@ -1,0 +1,125 @@
+"""``LatticeBilling``: the extension object and the composition root.
+
+``init_app`` validates the configuration, attaches the lattice tables to the host's
+Flask-SQLAlchemy metadata, builds the per-app state in ``app.extensions["lattice"]``,
+and registers the blueprint, template helpers and the ``flask lattice`` commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from flask import Flask
+
+from . import access, cli, config, views
+from .errors import LatticeError
+from .models import attach_tables
+from .state import EXTENSION_KEY, EventHandler, Hooks, LatticeState
+from .stripe_api import StripeGateway
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LatticeBilling:
+    """Stripe subscription billing for a Flask app.
+
+    ::
+
+        db = SQLAlchemy(app)
+        billing = LatticeBilling(app, db=db)
+
+    or, with an app factory, ``billing = LatticeBilling(db=db)`` and later
+    ``billing.init_app(app)``. Hooks registered with the decorators below apply to every
+    app the extension is initialised on.
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+        self.db = db
+        self.hooks = Hooks()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, db: SQLAlchemy | None = None) -> None:
+        """Set up billing on ``app``; fails fast on a missing prerequisite or a bad setting."""
+        if EXTENSION_KEY in app.extensions:
+            raise LatticeError(
+                f"Flask-Lattice is already initialised on app {app.name!r}; "
+                "call LatticeBilling(app) or init_app(app) once per app"
+            )
+        database = db or self.db
+        if database is None:
+            raise LatticeError(
+                "Flask-Lattice needs the app's Flask-SQLAlchemy instance: "
+                "LatticeBilling(app, db=db) or LatticeBilling(db=db).init_app(app)"
+            )
+        if "sqlalchemy" not in app.extensions:
+            raise LatticeError(
+                "Flask-SQLAlchemy is not initialised on this app: call db.init_app(app) "
+                "(or SQLAlchemy(app)) before LatticeBilling"
+            )
+        config.apply_defaults(app.config)
+        settings = config.load(app.config, debug=app.debug)
+        attach_tables(database.metadata)
+        with app.app_context():
+            for engine in database.engines.values():
+                _tune_sqlite(engine)
+        app.extensions[EXTENSION_KEY] = LatticeState(
+            config=settings,
+            db=database,
+            hooks=self.hooks,
+            stripe=StripeGateway.from_config(settings),
+        )
+        app.register_blueprint(views.blueprint, url_prefix=settings.url_prefix)
+        access.install_template_helpers(app)
+        app.cli.add_command(cli.lattice_cli)
+
+    # -- registration hooks ---------------------------------------------------------
+
+    def billable_loader(self, func: F) -> F:
+        """Register the function that returns the current :class:`~flask_lattice.Billable`."""
+        self.hooks.billable_loader = func
+        return func
+
+    def access_policy(self, func: F) -> F:
+        """Replace the access policy (see :doc:`access`)."""
+        self.hooks.access_policy = func
+        return func
+
+    def plan_required_handler(self, func: F) -> F:
+        """Replace what a denied request gets (see :doc:`access`)."""
+        self.hooks.plan_required_handler = func
+        return func
+
+    def downgrade_guard(self, func: F) -> F:
+        """Register the hook that may refuse a downgrade below the features in use."""
+        self.hooks.downgrade_guard = func
+        return func
+
+    def on_event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
+        """Run the decorated function inside the worker job for each event of ``event_type``."""
+
+        def register(func: EventHandler) -> EventHandler:
+            self.hooks.event_handlers.setdefault(event_type, []).append(func)
+            return func
+
+        return register
+
+
+def _tune_sqlite(engine: sa.Engine) -> None:
+    """Open SQLite in WAL mode with a busy timeout, so web and worker share it safely."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,208 @@
+"""The ``lattice_*`` tables: local, webhook-projected billing state.
+
+The mapped classes are ordinary typed SQLAlchemy models. :func:`attach_tables` copies
+their tables onto the host's ``db.metadata`` at ``init_app``, so ``db.create_all()``
+creates them and Flask-Migrate/Alembic autogenerate sees them, and queries go through
+the host's ``db.session``.
+
+Amounts are integers in minor units; timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+_NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def from_timestamp(value: int | None) -> datetime | None:
+    """A Stripe unix timestamp as an aware UTC datetime (``None`` stays ``None``)."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always loads them aware, on every backend."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("lattice timestamps must be timezone-aware (UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the lattice tables (its metadata is copied onto the host's)."""
+
+    metadata = sa.MetaData(naming_convention=_NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON(), list[str]: sa.JSON()}
+
+
+class TimestampedMixin:
+    """``created_at`` and ``updated_at`` columns."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Customer(TimestampedMixin, Base):
+    """The one Stripe customer of a billable (user, account or team)."""
+
+    __tablename__ = "lattice_customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    billable_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    stripe_customer_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    livemode: Mapped[bool] = mapped_column(default=False)
+    deleted: Mapped[bool] = mapped_column(default=False)
+
+
+class Subscription(TimestampedMixin, Base):
+    """A Stripe subscription as last confirmed by a webhook or a sync."""
+
+    __tablename__ = "lattice_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    stripe_customer_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    billable_key: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    status: Mapped[str] = mapped_column(sa.String(32))
+    plan_key: Mapped[str | None] = mapped_column(sa.String(64))
+    price_ids: Mapped[list[str]] = mapped_column(default=list)
+    quantity: Mapped[int] = mapped_column(default=1)
+    current_period_start: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    cancel_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    trial_start: Mapped[datetime | None]
+    trial_end: Mapped[datetime | None]
+    pause_collection_behavior: Mapped[str | None] = mapped_column(sa.String(32))
+    pause_resumes_at: Mapped[datetime | None]
+    livemode: Mapped[bool] = mapped_column(default=False)
+    watermark_created: Mapped[datetime | None]
+    watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    items: Mapped[list[SubscriptionItem]] = relationship(
+        back_populates="subscription", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class SubscriptionItem(Base):
+    """One price line of a subscription, with its own billing period."""
+
+    __tablename__ = "lattice_subscription_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_item_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lattice_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    price_id: Mapped[str] = mapped_column(sa.String(255))
+    lookup_key: Mapped[str | None] = mapped_column(sa.String(255))
+    product_id: Mapped[str | None] = mapped_column(sa.String(255))
+    quantity: Mapped[int] = mapped_column(default=1)
+    current_period_start: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+
+    subscription: Mapped[Subscription] = relationship(back_populates="items")
+
+
+class Invoice(TimestampedMixin, Base):
+    """A short invoice history per customer, for the billing page."""
+
+    __tablename__ = "lattice_invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    stripe_customer_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    billable_key: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    number: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str | None] = mapped_column(sa.String(32))
+    billing_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount_due: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    amount_paid: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    amount_remaining: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    total: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    hosted_invoice_url: Mapped[str | None] = mapped_column(sa.Text)
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    stripe_created: Mapped[datetime | None]
+    watermark_created: Mapped[datetime | None]
+    watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class Price(Base):
+    """A Stripe price cached for the pricing page (amounts come from Stripe, not config)."""
+
+    __tablename__ = "lattice_prices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_price_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    lookup_key: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    product_id: Mapped[str | None] = mapped_column(sa.String(255))
+    product_name: Mapped[str | None] = mapped_column(sa.String(255))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    unit_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    interval: Mapped[str | None] = mapped_column(sa.String(16))
+    interval_count: Mapped[int] = mapped_column(default=1)
+    active: Mapped[bool] = mapped_column(default=True)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEvent(Base):
+    """The durable inbox: every verified Stripe event, stored once by its id."""
+
+    __tablename__ = "lattice_webhook_events"
+    __table_args__ = (
+        sa.Index("ix_lattice_webhook_events_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(128), index=True)
+    created: Mapped[datetime]
+    livemode: Mapped[bool] = mapped_column(default=False)
+    api_version: Mapped[str | None] = mapped_column(sa.String(64))
+    payload: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(16), default="received")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    processed_at: Mapped[datetime | None]
+
+
+def attach_tables(metadata: sa.MetaData) -> None:
+    """Copy the lattice tables onto ``metadata`` (the host's ``db.metadata``), once."""
+    for table in Base.metadata.sorted_tables:
+        if table.name not in metadata.tables:
+            table.to_metadata(metadata)

@@ -1,0 +1,213 @@
+"""The plan catalog: plans, ranks, prices per interval and features. Pure Python.
+
+``LATTICE_PLANS`` is a list of mappings, lowest rank first or in any order::
+
+    LATTICE_PLANS = [
+        {"key": "free", "name": "Free", "rank": 0, "features": ["notes"]},
+        {
+            "key": "pro",
+            "name": "Pro",
+            "rank": 10,
+            "prices": {"month": "pro_monthly", "year": "pro_yearly"},
+            "features": ["notes", "unlimited_notes", "export"],
+            "trial_days": 14,
+        },
+    ]
+
+A price reference is either a Stripe price id (``price_…``) or a price ``lookup_key``.
+A plan without prices is free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from .errors import ConfigurationError, UnknownPlanError
+
+Interval = Literal["month", "year"]
+INTERVALS: tuple[Interval, ...] = ("month", "year")
+_PLAN_KEYS = frozenset({"key", "name", "rank", "prices", "features", "trial_days", "description"})
+
+
+def is_price_id(ref: str) -> bool:
+    """Whether a price reference is a Stripe price id rather than a lookup key."""
+    return ref.startswith("price_")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One plan of the catalog."""
+
+    key: str
+    name: str
+    rank: int
+    prices: Mapping[Interval, str] = field(default_factory=dict)
+    features: frozenset[str] = frozenset()
+    trial_days: int | None = None
+    description: str = ""
+
+    @property
+    def is_free(self) -> bool:
+        """A plan with no price is free and never goes through Checkout."""
+        return not self.prices
+
+    def price_ref(self, interval: str) -> str:
+        """The price id or lookup key for ``interval``; raises ``KeyError`` when not offered."""
+        return self.prices[cast(Interval, interval)]
+
+
+class PlanCatalog:
+    """The validated, rank-ordered set of plans configured in ``LATTICE_PLANS``."""
+
+    def __init__(self, plans: Iterable[Plan]) -> None:
+        self._plans = sorted(plans, key=lambda plan: plan.rank)
+        self._by_key = {plan.key: plan for plan in self._plans}
+        self._by_price_ref = {ref: plan for plan in self._plans for ref in plan.prices.values()}
+
+    def __iter__(self) -> Iterator[Plan]:
+        return iter(self._plans)
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def get(self, key: str) -> Plan:
+        """The plan named ``key``; raises :class:`UnknownPlanError` otherwise."""
+        try:
+            return self._by_key[key]
+        except KeyError:
+            known = ", ".join(self._by_key) or "none"
+            raise UnknownPlanError(f"unknown plan {key!r} (known plans: {known})") from None
+
+    @property
+    def free_plan(self) -> Plan | None:
+        """The lowest-ranked free plan, which applies when nothing is live."""
+        return next((plan for plan in self._plans if plan.is_free), None)
+
+    @property
+    def paid_plans(self) -> list[Plan]:
+        """Plans that have at least one price, lowest rank first."""
+        return [plan for plan in self._plans if not plan.is_free]
+
+    @property
+    def price_refs(self) -> list[str]:
+        """Every price id and lookup key named by the catalog."""
+        return list(self._by_price_ref)
+
+    def plan_for_price(self, price_id: str, lookup_key: str | None = None) -> Plan | None:
+        """The plan that offers a Stripe price, matched by id first, then by lookup key."""
+        plan = self._by_price_ref.get(price_id)
+        if plan is None and lookup_key:
+            plan = self._by_price_ref.get(lookup_key)
+        return plan
+
+    def admits(self, plan_key: str | None, required: str) -> bool:
+        """Whether holding ``plan_key`` satisfies a requirement for plan ``required``."""
+        needed = self.get(required)
+        held = self._by_key.get(plan_key) if plan_key else None
+        return held is not None and held.rank >= needed.rank
+
+    def has_feature(self, plan_key: str | None, feature: str) -> bool:
+        """Whether ``plan_key`` includes ``feature``."""
+        held = self._by_key.get(plan_key) if plan_key else None
+        return held is not None and feature in held.features
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Every feature named by any plan."""
+        return frozenset().union(*(plan.features for plan in self._plans))
+
+
+def parse_plans(raw: Any, *, setting: str = "LATTICE_PLANS") -> PlanCatalog:
+    """Validate the raw ``LATTICE_PLANS`` value and build the catalog.
+
+    Every problem raises :class:`ConfigurationError` naming the exact entry, such as
+    ``LATTICE_PLANS[1].prices.month``.
+    """
+    if isinstance(raw, Mapping):
+        raw = [{"key": key, **dict(spec)} for key, spec in raw.items()]
+    if not isinstance(raw, list | tuple):
+        raise ConfigurationError(
+            f"{setting} must be a list of plan mappings, not {type(raw).__name__}"
+        )
+    plans = [_parse_plan(entry, f"{setting}[{index}]") for index, entry in enumerate(raw)]
+    _check_unique(plans, setting)
+    return PlanCatalog(plans)
+
+
+def _parse_plan(entry: Any, where: str) -> Plan:
+    if not isinstance(entry, Mapping):
+        raise ConfigurationError(
+            f"{where} must be a mapping with at least 'key', 'name' and 'rank'"
+        )
+    unknown = set(entry) - _PLAN_KEYS
+    if unknown:
+        raise ConfigurationError(
+            f"{where} has unknown field(s) {sorted(unknown)}; allowed: {sorted(_PLAN_KEYS)}"
+        )
+    key = _required_str(entry, "key", where)
+    if not key.isidentifier():
+        raise ConfigurationError(f"{where}.key {key!r} must be an identifier such as 'pro'")
+    rank = entry.get("rank")
+    if not isinstance(rank, int) or isinstance(rank, bool):
+        raise ConfigurationError(
+            f"{where}.rank must be an integer (higher ranks include lower ones)"
+        )
+    trial_days = entry.get("trial_days")
+    if trial_days is not None and (not isinstance(trial_days, int) or not 1 <= trial_days <= 730):
+        raise ConfigurationError(f"{where}.trial_days must be a whole number of days from 1 to 730")
+    features = entry.get("features", ())
+    if isinstance(features, str) or not all(isinstance(item, str) for item in features):
+        raise ConfigurationError(f"{where}.features must be a list of feature names")
+    return Plan(
+        key=key,
+        name=_required_str(entry, "name", where),
+        rank=rank,
+        prices=_parse_prices(entry.get("prices") or {}, f"{where}.prices"),
+        features=frozenset(features),
+        trial_days=trial_days,
+        description=str(entry.get("description", "")),
+    )
+
+
+def _parse_prices(raw: Any, where: str) -> dict[Interval, str]:
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"{where} must map an interval ('month', 'year') to a price")
+    prices: dict[Interval, str] = {}
+    for interval, ref in raw.items():
+        if interval not in INTERVALS:
+            raise ConfigurationError(
+                f"{where} has interval {interval!r}; use 'month' or 'year' as Stripe names them"
+            )
+        if not isinstance(ref, str) or not ref.strip():
+            raise ConfigurationError(f"{where}.{interval} must be a price id or a lookup key")
+        prices[cast(Interval, interval)] = ref.strip()
+    return prices
+
+
+def _required_str(entry: Mapping[str, Any], name: str, where: str) -> str:
+    value = entry.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where}.{name} is required and must be a non-empty string")
+    return value.strip()
+
+
+def _check_unique(plans: list[Plan], setting: str) -> None:
+    seen_keys: set[str] = set()
+    seen_refs: dict[str, str] = {}
+    for plan in plans:
+        if plan.key in seen_keys:
+            raise ConfigurationError(f"{setting} names plan {plan.key!r} twice")
+        seen_keys.add(plan.key)
+        for ref in plan.prices.values():
+            if ref in seen_refs:
+                raise ConfigurationError(
+                    f"{setting}: price {ref!r} is used by both {seen_refs[ref]!r} and {plan.key!r}"
+                )
+            seen_refs[ref] = plan.key
+    if plans and not any(not plan.is_free for plan in plans):
+        raise ConfigurationError(f"{setting} has no paid plan: give at least one plan 'prices'")

@@ -1,0 +1,76 @@
+"""Per-app state kept in ``app.extensions["lattice"]``, and how adapters reach it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app, g
+
+from .billable import Billable, billable_from_user
+from .config import LatticeConfig
+from .errors import LatticeError
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+    from redis import Redis
+
+    from .stripe_api import StripeGateway
+
+EXTENSION_KEY = "lattice"
+
+BillableLoader = Callable[[], Billable | None]
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass(eq=False)
+class Hooks:
+    """Callables a host registers on :class:`~flask_lattice.LatticeBilling` with decorators."""
+
+    billable_loader: BillableLoader | None = None
+    access_policy: Callable[..., Any] | None = None
+    plan_required_handler: Callable[..., Any] | None = None
+    downgrade_guard: Callable[..., Any] | None = None
+    event_handlers: dict[str, list[EventHandler]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class LatticeState:
+    """Everything Flask-Lattice keeps for one app."""
+
+    config: LatticeConfig
+    db: SQLAlchemy
+    hooks: Hooks
+    stripe: StripeGateway
+    redis: Redis[bytes] | None = None
+
+
+def get_state(app: Flask | None = None) -> LatticeState:
+    """The lattice state of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    try:
+        state: LatticeState = target.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise LatticeError(
+            f"Flask-Lattice is not initialised on app {target.name!r}: "
+            "call LatticeBilling(app, db=db) or billing.init_app(app)"
+        ) from None
+    return state
+
+
+def current_billable() -> Billable | None:
+    """Who is billed in this request: the host's ``billable_loader``, else Flask-Login's user.
+
+    Resolved once per request and cached on ``g``.
+    """
+    if "lattice_billable" not in g:
+        loader = get_state().hooks.billable_loader
+        if loader is None:
+            from flask_login import current_user
+
+            g.lattice_billable = billable_from_user(current_user)
+        else:
+            g.lattice_billable = loader()
+    billable: Billable | None = g.lattice_billable
+    return billable

@@ -1,0 +1,77 @@
+"""Helpers and constants shared by the tests (fixtures live in ``conftest.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_lattice.testing import PriceSpec
+
+TEST_PLANS: list[dict[str, Any]] = [
+    {"key": "free", "name": "Free", "rank": 0, "features": ["notes"]},
+    {
+        "key": "pro",
+        "name": "Pro",
+        "rank": 10,
+        "prices": {"month": "pro_monthly", "year": "pro_yearly"},
+        "features": ["notes", "unlimited_notes", "export"],
+    },
+    {
+        "key": "team",
+        "name": "Team",
+        "rank": 20,
+        "prices": {"month": "team_monthly", "year": "team_yearly"},
+        "features": ["notes", "unlimited_notes", "export", "seats"],
+        "trial_days": 14,
+    },
+]
+TEST_PRICES = {
+    "pro_monthly": PriceSpec("Pro", 1200, "month"),
+    "pro_yearly": PriceSpec("Pro", 12000, "year"),
+    "team_monthly": PriceSpec("Team", 4900, "month"),
+    "team_yearly": PriceSpec("Team", 49000, "year"),
+}
+UNREACHABLE_API = "http://127.0.0.1:9"
+TEST_WEBHOOK_SECRET = "whsec_test_lattice_suite"
+
+
+class HostParts:
+    """What a test needs of the host app: its ``db`` and ``User`` model."""
+
+    def __init__(self, db: SQLAlchemy, user_model: type[Any]) -> None:
+        self.db = db
+        self.User = user_model
+
+
+def host(app: Flask) -> HostParts:
+    """The test host's parts of ``app``."""
+    parts: HostParts = app.extensions["lattice_test_host"]
+    return parts
+
+
+def make_user(app: Flask, email: str = "ada@example.com", name: str | None = "Ada") -> int:
+    """Insert a user and return its id."""
+    parts = host(app)
+    with app.app_context():
+        user = parts.User(email=email, name=name)
+        parts.db.session.add(user)
+        parts.db.session.commit()
+        user_id: int = user.id
+    return user_id
+
+
+def login(client: FlaskClient, user_id: int) -> None:
+    """Log ``user_id`` in on ``client`` the way Flask-Login's session does."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+
+
+def run_worker(app: Flask) -> None:
+    """Process every queued lattice job now, in this process (a burst worker)."""
+    from flask_lattice.worker import build_worker
+
+    build_worker(app, simple=True).work(burst=True)
