@@ -1,0 +1,677 @@
+"""The billing engine: payment methods, invoices and payments, subscriptions and prorations.
+
+Every function takes ``at``, the sandbox time of the change (the customer's test clock time when
+there is one), and emits the events Stripe emits for the step.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from . import cards
+from .clock import DAY, add_interval, format_date
+from .core import SandboxCore
+from .events import changes, emit
+from .ids import new_id
+from .objects.billing import invoice as new_invoice_object
+from .objects.billing import line_item, subscription, subscription_item
+from .objects.catalog import plan
+from .objects.payments import invoice_payment, payment_error, payment_intent, payment_method
+from .wire import JSON, StripeError
+
+INCOMPLETE_EXPIRY = 23 * 3600
+
+
+# -- payment methods -----------------------------------------------------------------------
+
+
+def create_card(
+    core: SandboxCore,
+    number: str,
+    at: int,
+    *,
+    exp_month: int = 12,
+    exp_year: int = 2034,
+    email: str | None = None,
+) -> JSON:
+    """Store a new, unattached card payment method for a test ``number``."""
+    number = cards.normalize(number)
+    pm = core.store.put(payment_method(new_id("pm"), at, number, exp_month, exp_year, email))
+    core.store.secret(pm["id"])["number"] = number
+    return pm
+
+
+def resolve_payment_method(core: SandboxCore, pm_id: str, at: int, param: str) -> JSON:
+    """An existing payment method, or a fresh one for a test token such as ``pm_card_visa``."""
+    if pm_id in cards.TEST_TOKENS:
+        return create_card(core, cards.TEST_TOKENS[pm_id], at)
+    return core.store.get("payment_method", pm_id, param)
+
+
+def attach(core: SandboxCore, pm: JSON, customer: JSON, at: int) -> JSON:
+    """Attach ``pm`` to ``customer`` (declining cards raise Stripe's card error)."""
+    if pm["customer"] == customer["id"]:
+        return pm
+    if pm["customer"]:
+        raise StripeError(
+            "The payment method you provided has already been attached to a customer.",
+            param="payment_method",
+        )
+    error = cards.attach_error(core.store.secret(pm["id"])["number"])
+    if error:
+        raise error
+    pm["customer"] = customer["id"]
+    emit(core, "payment_method.attached", pm, at=at)
+    return pm
+
+
+def set_default_payment_method(core: SandboxCore, customer: JSON, pm_id: str, at: int) -> None:
+    """Make ``pm_id`` the customer's ``invoice_settings.default_payment_method``."""
+    settings = customer["invoice_settings"]
+    if settings["default_payment_method"] == pm_id:
+        return
+    previous = {"invoice_settings": copy.deepcopy(settings)}
+    settings["default_payment_method"] = pm_id
+    emit(core, "customer.updated", customer, at=at, previous=previous)
+
+
+def _payer(core: SandboxCore, invoice: JSON) -> str | None:
+    """The payment method an invoice is charged to: subscription's, else the customer's."""
+    sub = _invoice_subscription(core, invoice)
+    if sub and sub["default_payment_method"]:
+        return str(sub["default_payment_method"])
+    customer = core.store.get("customer", invoice["customer"])
+    default = customer["invoice_settings"]["default_payment_method"]
+    return str(default) if default else None
+
+
+# -- invoices ------------------------------------------------------------------------------
+
+
+def _invoice_subscription(core: SandboxCore, invoice: JSON) -> JSON | None:
+    details = (invoice["parent"] or {}).get("subscription_details")
+    if not details:
+        return None
+    return core.store.objects.get("subscription", {}).get(details["subscription"])
+
+
+def set_lines(invoice: JSON, lines: Sequence[JSON]) -> JSON:
+    """Put ``lines`` on ``invoice`` and recompute its totals."""
+    for line in lines:
+        line["invoice"] = invoice["id"]
+    invoice["lines"]["data"] = list(lines)
+    total = sum(line["amount"] for line in lines)
+    due = max(total, 0)
+    invoice.update(
+        subtotal=total,
+        subtotal_excluding_tax=total,
+        total=total,
+        total_excluding_tax=total,
+        amount_due=due,
+        amount_remaining=due - invoice["amount_paid"],
+        ending_balance=None if invoice["status"] == "draft" else min(total, 0),
+    )
+    return invoice
+
+
+def create_invoice(
+    core: SandboxCore,
+    customer: JSON,
+    sub: JSON | None,
+    reason: str,
+    lines: Sequence[JSON],
+    at: int,
+    period: tuple[int, int] | None = None,
+) -> JSON:
+    """Store a draft invoice with ``lines`` and emit ``invoice.created``."""
+    invoice = new_invoice_object(
+        new_id("in"),
+        at,
+        customer=customer,
+        currency=sub["currency"] if sub else (lines[0]["currency"] if lines else "usd"),
+        subscription=sub["id"] if sub else None,
+        billing_reason=reason,
+        period=period or (at, at),
+    )
+    if sub:
+        invoice["parent"]["subscription_details"]["metadata"] = dict(sub["metadata"])
+    set_lines(invoice, lines)
+    core.store.put(invoice)
+    if sub:
+        sub["latest_invoice"] = invoice["id"]
+    emit(core, "invoice.created", invoice, at=at)
+    return invoice
+
+
+def finalize(core: SandboxCore, invoice: JSON, at: int) -> JSON:
+    """Move a draft invoice to ``open`` (and straight to ``paid`` when nothing is due)."""
+    if invoice["status"] != "draft":
+        raise StripeError("This invoice is already finalized.", code="invoice_not_editable")
+    customer = core.store.get("customer", invoice["customer"])
+    sequence = customer["next_invoice_sequence"]
+    customer["next_invoice_sequence"] = sequence + 1
+    invoice.update(
+        status="open",
+        number=f"{customer['invoice_prefix']}-{sequence:04d}",
+        hosted_invoice_url=f"{core.base_url}/i/{invoice['id']}",
+        invoice_pdf=f"{core.base_url}/i/{invoice['id']}/pdf",
+        effective_at=at,
+        ending_balance=min(invoice["total"], 0),
+    )
+    invoice["status_transitions"]["finalized_at"] = at
+    emit(core, "invoice.finalized", invoice, at=at)
+    if invoice["amount_due"] == 0:
+        _mark_paid(core, invoice, at)
+    return invoice
+
+
+def _intent_for(core: SandboxCore, invoice: JSON, pm_id: str | None, at: int) -> JSON:
+    secret = core.store.secret(invoice["id"])
+    intent = core.store.find(secret["intent"]) if "intent" in secret else None
+    if intent is None:
+        intent = payment_intent(
+            new_id("pi"),
+            at,
+            amount=invoice["amount_due"],
+            currency=invoice["currency"],
+            customer=invoice["customer"],
+            payment_method=pm_id,
+            description="Subscription update" if invoice["parent"] else None,
+        )
+        core.store.put(intent)
+        secret["intent"] = intent["id"]
+        record = invoice_payment(new_id("inpay"), at, invoice, intent["id"])
+        invoice["payments"]["data"].insert(0, record)
+    intent["payment_method"] = pm_id
+    return intent
+
+
+def pay(core: SandboxCore, invoice: JSON, at: int, pm_id: str | None = None) -> StripeError | None:
+    """Charge an open invoice; returns the card error when the charge fails."""
+    if invoice["status"] == "paid":
+        raise StripeError("Invoice is already paid.", code="invoice_already_paid")
+    if invoice["status"] != "open":
+        raise StripeError(
+            f"You cannot pay an invoice with status {invoice['status']}.",
+            code="invoice_not_open" if invoice["status"] != "draft" else "invoice_not_finalized",
+        )
+    if invoice["amount_due"] == 0:
+        _mark_paid(core, invoice, at)
+        return None
+    pm_id = pm_id or _payer(core, invoice)
+    intent = _intent_for(core, invoice, pm_id, at)
+    invoice["attempted"] = True
+    invoice["attempt_count"] += 1
+    if pm_id is None:
+        error: StripeError | None = StripeError(
+            "This customer has no attached payment source or default payment method.",
+            code="resource_missing",
+            param="payment_method",
+        )
+    else:
+        error = cards.charge_error(core.store.secret(pm_id).get("number", ""))
+    if error is None:
+        intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None)
+        _mark_paid(core, invoice, at)
+        return None
+    pm = core.store.find(pm_id) if pm_id else None
+    intent["last_payment_error"] = payment_error(
+        error.code or "card_declined", error.decline_code, error.message, pm
+    )
+    action = error.code == "authentication_required"
+    intent["status"] = "requires_action" if action else "requires_payment_method"
+    _schedule_retry(core, invoice, at)
+    emit(core, "invoice.payment_failed", invoice, at=at)
+    if action:
+        emit(core, "invoice.payment_action_required", invoice, at=at)
+    _after_failure(core, invoice, at)
+    return error
+
+
+def _mark_paid(core: SandboxCore, invoice: JSON, at: int) -> None:
+    invoice.update(
+        status="paid",
+        amount_paid=invoice["amount_due"],
+        amount_remaining=0,
+        next_payment_attempt=None,
+    )
+    invoice["status_transitions"]["paid_at"] = at
+    for record in invoice["payments"]["data"]:
+        record.update(status="paid", amount_paid=record["amount_requested"])
+        record["status_transitions"]["paid_at"] = at
+    core.store.secret(invoice["id"]).pop("retries_left", None)
+    emit(core, "invoice.paid", invoice, at=at)
+    emit(core, "invoice.payment_succeeded", invoice, at=at)
+    sub = _invoice_subscription(core, invoice)
+    if (
+        sub
+        and sub["status"] in ("incomplete", "past_due", "unpaid")
+        and not open_invoices(core, sub)
+    ):
+        set_status(core, sub, "active", at)
+
+
+def open_invoices(core: SandboxCore, sub: JSON) -> list[JSON]:
+    return [
+        inv
+        for inv in core.store.all("invoice")
+        if inv["status"] == "open" and _invoice_subscription(core, inv) is sub
+    ]
+
+
+def _schedule_retry(core: SandboxCore, invoice: JSON, at: int) -> None:
+    """Set ``next_payment_attempt`` per the dunning schedule (renewal invoices only)."""
+    if invoice["billing_reason"] not in ("subscription_cycle", "subscription_update"):
+        return
+    retries = core.settings.dunning_retry_days
+    done = invoice["attempt_count"] - 1
+    invoice["next_payment_attempt"] = at + retries[done] * DAY if done < len(retries) else None
+
+
+def _after_failure(core: SandboxCore, invoice: JSON, at: int) -> None:
+    sub = _invoice_subscription(core, invoice)
+    if sub is None or invoice["billing_reason"] == "subscription_create":
+        return
+    if invoice["next_payment_attempt"] is not None:
+        if sub["status"] in ("active", "trialing"):
+            set_status(core, sub, "past_due", at)
+        return
+    final = core.settings.dunning_final_status
+    if final == "canceled":
+        mark_uncollectible(core, invoice, at, reason="max_payment_attempts")
+        cancel(core, sub, at, reason="payment_failed")
+    elif sub["status"] != final:
+        set_status(core, sub, final, at)
+
+
+def void(core: SandboxCore, invoice: JSON, at: int) -> JSON:
+    """Void an open (or draft) invoice."""
+    if invoice["status"] not in ("open", "draft", "uncollectible"):
+        raise StripeError(f"You cannot void an invoice with status {invoice['status']}.")
+    invoice.update(status="void", amount_remaining=0, next_payment_attempt=None)
+    invoice["status_transitions"]["voided_at"] = at
+    emit(core, "invoice.voided", invoice, at=at)
+    return invoice
+
+
+def mark_uncollectible(
+    core: SandboxCore, invoice: JSON, at: int, reason: str = "user_forgiven"
+) -> JSON:
+    """Mark an open invoice uncollectible."""
+    if invoice["status"] != "open":
+        raise StripeError(
+            f"You cannot mark an invoice with status {invoice['status']} as uncollectible."
+        )
+    invoice.update(status="uncollectible", next_payment_attempt=None)
+    invoice["status_details"] = {"uncollectible": {"reason": reason}}
+    invoice["status_transitions"]["marked_uncollectible_at"] = at
+    emit(core, "invoice.marked_uncollectible", invoice, at=at)
+    return invoice
+
+
+# -- subscriptions -------------------------------------------------------------------------
+
+
+def set_status(core: SandboxCore, sub: JSON, status: str, at: int) -> None:
+    """Change a subscription's status and emit ``customer.subscription.updated``."""
+    before = copy.deepcopy(sub)
+    sub["status"] = status
+    emit_updated(core, sub, before, at)
+
+
+def emit_updated(core: SandboxCore, sub: JSON, before: JSON, at: int) -> None:
+    """Emit ``customer.subscription.updated`` if anything changed since ``before``."""
+    previous = changes(before, sub)
+    if previous:
+        emit(core, "customer.subscription.updated", sub, at=at, previous=previous)
+
+
+def period_of(sub: JSON) -> tuple[int, int]:
+    """The subscription's current period, from its first item."""
+    first = sub["items"]["data"][0]
+    return first["current_period_start"], first["current_period_end"]
+
+
+def product_name(core: SandboxCore, price: JSON) -> str:
+    """The name of the product a price belongs to."""
+    product = core.store.objects.get("product", {}).get(price["product"])
+    return str(product["name"]) if product else str(price["product"])
+
+
+def _interval(price: JSON) -> tuple[str, int]:
+    recurring = price["recurring"]
+    if not recurring:
+        raise StripeError(
+            f"The price specified ({price['id']}) is not recurring; subscriptions need a "
+            "recurring price.",
+            param="items",
+        )
+    return recurring["interval"], recurring["interval_count"]
+
+
+def cycle_lines(core: SandboxCore, sub: JSON, period: tuple[int, int]) -> list[JSON]:
+    """One line per subscription item, billing ``period`` in full."""
+    lines = []
+    for item in sub["items"]["data"]:
+        price, quantity = item["price"], item["quantity"]
+        lines.append(
+            line_item(
+                new_id("il"),
+                invoice=None,
+                amount=int(price["unit_amount"]) * quantity,
+                currency=price["currency"],
+                description=f"{quantity} × {product_name(core, price)} "
+                f"(at ${int(price['unit_amount']) / 100:.2f} / {price['recurring']['interval']})",
+                period=period,
+                price=price,
+                quantity=quantity,
+                subscription=sub["id"],
+                subscription_item=item["id"],
+                proration=False,
+            )
+        )
+    return lines
+
+
+def create_subscription(
+    core: SandboxCore,
+    customer: JSON,
+    items: Sequence[tuple[JSON, int]],
+    at: int,
+    *,
+    trial_end: int | None = None,
+    metadata: JSON | None = None,
+    default_payment_method: str | None = None,
+    payment_behavior: str = "allow_incomplete",
+) -> JSON:
+    """Create and start a subscription: first invoice, its payment, and the status it implies."""
+    if not items:
+        raise StripeError("Missing required param: items.", param="items", code="parameter_missing")
+    intervals = {_interval(price) for price, _ in items}
+    if len(intervals) > 1:
+        raise StripeError(
+            "All prices on a subscription must have the same recurring interval.", param="items"
+        )
+    interval, count = intervals.pop()
+    if payment_behavior == "error_if_incomplete" and not trial_end:
+        pm = default_payment_method or customer["invoice_settings"]["default_payment_method"]
+        error = cards.charge_error(core.store.secret(pm).get("number", "")) if pm else None
+        if pm is None or error:
+            raise error or StripeError(
+                "This customer has no attached payment source or default payment method.",
+                param="default_payment_method",
+            )
+    sub = subscription(
+        new_id("sub"),
+        at,
+        customer=customer["id"],
+        currency=items[0][0]["currency"],
+        test_clock=customer["test_clock"],
+    )
+    sub["metadata"] = dict(metadata or {})
+    sub["default_payment_method"] = default_payment_method
+    anchor = trial_end or at
+    period = (at, trial_end) if trial_end else (at, add_interval(at, interval, count))
+    sub["billing_cycle_anchor"] = anchor
+    for price, quantity in items:
+        sub["items"]["data"].append(
+            subscription_item(
+                new_id("si"),
+                at,
+                subscription=sub["id"],
+                price=price,
+                quantity=quantity,
+                period=period,
+            )
+        )
+    if trial_end:
+        sub.update(status="trialing", trial_start=at, trial_end=trial_end)
+    core.store.put(sub)
+    emit(core, "customer.subscription.created", sub, at=at)
+    lines = cycle_lines(core, sub, period)
+    if trial_end:
+        for line in lines:
+            line.update(amount=0, subtotal=0, description=f"Trial period for {line['description']}")
+    invoice = create_invoice(core, customer, sub, "subscription_create", lines, at, period)
+    finalize(core, invoice, at)
+    if invoice["status"] == "open" and payment_behavior != "default_incomplete":
+        pay(core, invoice, at)
+    return sub
+
+
+def cancel(core: SandboxCore, sub: JSON, at: int, reason: str = "cancellation_requested") -> None:
+    """End a subscription now (``customer.subscription.deleted``)."""
+    if sub["status"] in ("canceled", "incomplete_expired"):
+        raise StripeError(
+            f"A canceled subscription can only update its cancellation_details and metadata. "
+            f"({sub['id']})",
+        )
+    sub.update(status="canceled", ended_at=at, canceled_at=sub["canceled_at"] or at)
+    sub["cancellation_details"]["reason"] = reason
+    core.store.secret(sub["id"]).pop("pending_lines", None)
+    emit(core, "customer.subscription.deleted", sub, at=at)
+
+
+# -- plan changes and prorations -----------------------------------------------------------
+
+
+@dataclass
+class PlanChange:
+    """What an item change does: the items afterwards, proration lines, and anchor reset."""
+
+    items: list[tuple[str, JSON, int]]
+    prorations: list[JSON] = field(default_factory=list)
+    reset_anchor: bool = False
+    changed: bool = False
+
+
+def _proration_line(
+    core: SandboxCore,
+    sub: JSON,
+    item_id: str,
+    price: JSON,
+    quantity: int,
+    window: tuple[int, int, int],
+    credit: bool,
+) -> JSON:
+    start, end, at = window
+    fraction = (end - at) / max(end - start, 1)
+    amount = round(int(price["unit_amount"]) * quantity * fraction)
+    name = product_name(core, price)
+    text = f"Unused time on {name}" if credit else f"Remaining time on {quantity} × {name}"
+    return line_item(
+        new_id("il"),
+        invoice=None,
+        amount=-amount if credit else amount,
+        currency=price["currency"],
+        description=f"{text} after {format_date(at)}",
+        period=(at, end),
+        price=price,
+        quantity=quantity,
+        subscription=sub["id"],
+        subscription_item=item_id,
+        proration=True,
+    )
+
+
+def plan_change(
+    core: SandboxCore, sub: JSON, item_params: Sequence[JSON], at: int, behavior: str
+) -> PlanChange:
+    """Work out an ``items[...]`` change (used by update and by ``create_preview``)."""
+    current = {item["id"]: item for item in sub["items"]["data"]}
+    after: dict[str, tuple[JSON, int]] = {
+        item_id: (item["price"], item["quantity"]) for item_id, item in current.items()
+    }
+    added: list[tuple[str, JSON, int]] = []
+    for index, spec in enumerate(item_params):
+        item_id = spec.get("id")
+        if item_id and item_id not in current:
+            raise StripeError(
+                f"No such subscription item: '{item_id}'",
+                param=f"items[{index}][id]",
+                status=404,
+                code="resource_missing",
+            )
+        if spec.get("deleted") and item_id:
+            after.pop(item_id)
+            continue
+        old = after.get(item_id) if item_id else None
+        price = (
+            core.store.get("price", spec["price"], f"items[{index}][price]")
+            if spec.get("price")
+            else (old[0] if old else None)
+        )
+        if price is None:
+            raise StripeError(
+                "Missing required param: items[0][price].",
+                param=f"items[{index}][price]",
+                code="parameter_missing",
+            )
+        quantity = int(spec.get("quantity") or (old[1] if old else 1))
+        if item_id:
+            after[item_id] = (price, quantity)
+        else:
+            added.append((new_id("si"), price, quantity))
+    items = [(item_id, price, qty) for item_id, (price, qty) in after.items()] + added
+    if not items:
+        raise StripeError("A subscription must have at least one item.", param="items")
+    change = PlanChange(items=items)
+    old_interval = _interval(sub["items"]["data"][0]["price"])
+    change.reset_anchor = any(_interval(price) != old_interval for _, price, _ in items)
+    change.changed = [(i, p["id"], q) for i, p, q in items] != [
+        (i["id"], i["price"]["id"], i["quantity"]) for i in current.values()
+    ]
+    if not change.changed or sub["status"] == "trialing" or behavior == "none":
+        return change
+    start, end = period_of(sub)
+    window = (start, end, at)
+    for item_id, price, quantity in items:
+        old_item = current.get(item_id)
+        same = old_item and (old_item["price"]["id"], old_item["quantity"]) == (
+            price["id"],
+            quantity,
+        )
+        if same:
+            continue
+        if old_item:
+            change.prorations.append(
+                _proration_line(
+                    core,
+                    sub,
+                    old_item["id"],
+                    old_item["price"],
+                    old_item["quantity"],
+                    window,
+                    credit=True,
+                )
+            )
+        if not change.reset_anchor:
+            change.prorations.append(
+                _proration_line(core, sub, item_id, price, quantity, window, credit=False)
+            )
+    for item_id in current.keys() - after.keys():
+        old_item = current[item_id]
+        change.prorations.append(
+            _proration_line(
+                core, sub, item_id, old_item["price"], old_item["quantity"], window, credit=True
+            )
+        )
+    return change
+
+
+def reshape(sub: JSON, change: PlanChange, at: int) -> tuple[int, int]:
+    """Give ``sub`` the items of ``change`` (new period if the interval changed); its period."""
+    start, end = period_of(sub)
+    if change.reset_anchor:
+        interval, count = _interval(change.items[0][1])
+        start, end = at, add_interval(at, interval, count)
+        sub["billing_cycle_anchor"] = at
+    existing = {item["id"]: item for item in sub["items"]["data"]}
+    new_items = []
+    for item_id, price, quantity in change.items:
+        item = existing.get(item_id) or subscription_item(
+            item_id, at, subscription=sub["id"], price=price, quantity=quantity, period=(start, end)
+        )
+        item.update(
+            price=price,
+            plan=plan(price),
+            quantity=quantity,
+            current_period_start=start,
+            current_period_end=end,
+        )
+        new_items.append(item)
+    sub["items"]["data"] = new_items
+    return start, end
+
+
+def immediate_lines(
+    core: SandboxCore, sub: JSON, change: PlanChange, behavior: str, pending: list[JSON]
+) -> list[JSON] | None:
+    """The lines a change invoices at once (None when it waits for the next renewal)."""
+    if sub["status"] == "trialing" or not (change.reset_anchor or behavior == "always_invoice"):
+        return None
+    lines = pending + change.prorations
+    if change.reset_anchor:
+        lines += cycle_lines(core, sub, period_of(sub))
+    return lines
+
+
+def apply_plan_change(
+    core: SandboxCore, sub: JSON, change: PlanChange, at: int, behavior: str
+) -> JSON | None:
+    """Apply a :class:`PlanChange` to ``sub``; returns the invoice it created, if any."""
+    reshape(sub, change, at)
+    secret = core.store.secret(sub["id"])
+    pending = secret.pop("pending_lines", [])
+    lines = immediate_lines(core, sub, change, behavior, pending)
+    if lines is None:
+        secret["pending_lines"] = pending + change.prorations
+        return None
+    if not lines:
+        return None
+    customer = core.store.get("customer", sub["customer"])
+    invoice = create_invoice(core, customer, sub, "subscription_update", lines, at, (at, at))
+    finalize(core, invoice, at)
+    if invoice["status"] == "open":
+        pay(core, invoice, at)
+    return invoice
+
+
+def preview(core: SandboxCore, customer: JSON, sub: JSON, details: JSON, at: int) -> JSON:
+    """The invoice a subscription change would produce (nothing is stored or emitted)."""
+    work = copy.deepcopy(sub)
+    behavior = details.get("proration_behavior", "create_prorations")
+    when = details.get("proration_date", at)
+    change = (
+        plan_change(core, work, details["items"], when, behavior)
+        if details.get("items")
+        else PlanChange(items=[])
+    )
+    if change.changed:
+        reshape(work, change, when)
+    pending = copy.deepcopy(core.store.private.get(sub["id"], {}).get("pending_lines", []))
+    lines = immediate_lines(core, work, change, behavior, pending)
+    start, end = period_of(work)
+    if lines is not None:
+        reason, created, period = "subscription_update", when, (when, when)
+    else:
+        interval, count = _interval(work["items"]["data"][0]["price"])
+        following = (end, add_interval(end, interval, count))
+        lines = pending + change.prorations + cycle_lines(core, work, following)
+        reason, created, period = "upcoming", end, (start, end)
+    invoice = new_invoice_object(
+        new_id("upcoming_in"),
+        created,
+        customer=customer,
+        currency=work["currency"],
+        subscription=work["id"],
+        billing_reason=reason,
+        period=period,
+    )
+    details_out = invoice["parent"]["subscription_details"]
+    details_out.update(metadata=dict(work["metadata"]))
+    if change.prorations:
+        details_out["subscription_proration_date"] = when
+    return set_lines(invoice, lines)

@@ -1,0 +1,32 @@
+"""Customer objects."""
+
+from __future__ import annotations
+
+from ..wire import JSON
+from . import base, nulls
+
+
+def customer(object_id: str, created: int, test_clock: str | None) -> JSON:
+    """A new customer with nothing set yet."""
+    return {
+        **base("customer", object_id, created),
+        **nulls(
+            "address business_name cash_balance currency customer_account default_source "
+            "description discount email individual_name invoice_credit_balance name phone "
+            "shipping sources subscriptions tax tax_ids"
+        ),
+        "balance": 0,
+        "delinquent": False,
+        "invoice_prefix": object_id[4:12].upper(),
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        "metadata": {},
+        "next_invoice_sequence": 1,
+        "preferred_locales": [],
+        "tax_exempt": "none",
+        "test_clock": test_clock,
+    }

@@ -1,0 +1,54 @@
+"""HTTP endpoints, one module per Stripe resource, and helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..core import SandboxCore
+from ..listing import paginate
+from ..wire import JSON
+
+
+def apply_metadata(obj: JSON, metadata: JSON | str | None) -> None:
+    """Stripe's metadata update rules: merge keys, ``""`` unsets a key or (whole) all keys."""
+    if metadata is None:
+        return
+    if metadata == "":
+        obj["metadata"] = {}
+        return
+    current = dict(obj.get("metadata") or {})
+    for key, value in metadata.items():  # type: ignore[union-attr]
+        if value == "":
+            current.pop(key, None)
+        else:
+            current[key] = value
+    obj["metadata"] = current
+
+
+def created_filter(params: JSON) -> Callable[[JSON], bool]:
+    """A predicate for the ``created`` list filter (an exact time or gt/gte/lt/lte)."""
+    spec = params.get("created")
+    if spec is None:
+        return lambda obj: True
+    if isinstance(spec, int):
+        return lambda obj: bool(obj["created"] == spec)
+    bounds = {
+        "gt": lambda a, b: a > b,
+        "gte": lambda a, b: a >= b,
+        "lt": lambda a, b: a < b,
+        "lte": lambda a, b: a <= b,
+    }
+    return lambda obj: all(bounds[op](obj["created"], value) for op, value in spec.items())
+
+
+def list_of(
+    core: SandboxCore,
+    kind: str,
+    params: JSON,
+    url: str,
+    keep: Callable[[JSON], bool] = lambda obj: True,
+) -> JSON:
+    """A page of ``kind`` objects (newest first) passing ``keep`` and the ``created`` filter."""
+    when = created_filter(params)
+    items = [obj for obj in core.store.all(kind) if keep(obj) and when(obj)]
+    return paginate(items, params, url)

@@ -1,0 +1,144 @@
+"""``/v1/checkout/sessions``: subscription-mode Checkout with a hosted payment page."""
+
+from __future__ import annotations
+
+from ..api import Router
+from ..billing import product_name
+from ..core import SandboxCore
+from ..events import emit
+from ..ids import new_id
+from ..listing import envelope, paginate
+from ..objects.checkout import checkout_item, checkout_session
+from ..wire import JSON, StripeError, missing_param
+from . import list_of
+
+router = Router()
+
+
+def _line_items(core: SandboxCore, params: JSON) -> list[JSON]:
+    specs = params.get("line_items") or []
+    if not specs:
+        raise missing_param("line_items")
+    items = []
+    for index, spec in enumerate(specs):
+        if not spec.get("price"):
+            raise missing_param(f"line_items[{index}][price]")
+        price = core.store.get("price", spec["price"], f"line_items[{index}][price]")
+        if not price["active"]:
+            raise StripeError(
+                f"The price specified ({price['id']}) is inactive.",
+                param=f"line_items[{index}][price]",
+            )
+        if not price["recurring"]:
+            raise StripeError(
+                "You must specify at least one recurring price in `subscription` mode.",
+                param=f"line_items[{index}][price]",
+            )
+        quantity = int(spec.get("quantity", 1))
+        items.append(checkout_item(new_id("li"), price, quantity, product_name(core, price)))
+    return items
+
+
+@router.route("POST", "/v1/checkout/sessions")
+def create(core: SandboxCore, params: JSON) -> JSON:
+    """Create a subscription-mode Checkout Session."""
+    if params.get("mode") != "subscription":
+        raise StripeError("The sandbox emulates Checkout in mode=subscription only.", param="mode")
+    if params.get("customer") and params.get("customer_email"):
+        raise StripeError(
+            "You may only specify one of these parameters: customer, customer_email.",
+            param="customer",
+        )
+    customer = (
+        core.store.get("customer", params["customer"], "customer")
+        if params.get("customer")
+        else None
+    )
+    items = _line_items(core, params)
+    at = core.now_for(customer)
+    session_id = new_id("cs_test", 58)
+    amount = sum(item["amount_total"] for item in items)
+    session = checkout_session(
+        session_id,
+        at,
+        mode="subscription",
+        currency=items[0]["currency"],
+        amount=amount,
+        url=f"{core.base_url}/c/pay/{session_id}",
+    )
+    sub_data = params.get("subscription_data") or {}
+    trial = sub_data.get("trial_period_days") or sub_data.get("trial_end")
+    for key in ("cancel_url", "success_url", "client_reference_id", "customer_email", "locale"):
+        session[key] = params.get(key) or None
+    session.update(
+        customer=customer["id"] if customer else None,
+        allow_promotion_codes=params.get("allow_promotion_codes", False),
+        metadata=dict(params.get("metadata") or {}),
+        amount_total=0 if trial else amount,
+    )
+    if "expires_at" in params:
+        session["expires_at"] = params["expires_at"]
+    core.store.put(session)
+    core.store.secret(session_id).update(
+        line_items=items,
+        trial_days=sub_data.get("trial_period_days"),
+        trial_end=sub_data.get("trial_end"),
+        subscription_metadata=dict(sub_data.get("metadata") or {}),
+    )
+    return _with_line_items(core, session, params)
+
+
+def _with_line_items(core: SandboxCore, session: JSON, params: JSON) -> JSON:
+    if "line_items" not in [path.split(".")[0] for path in params.get("expand", [])]:
+        return session
+    items = core.store.secret(session["id"])["line_items"]
+    url = f"/v1/checkout/sessions/{session['id']}/line_items"
+    return {**session, "line_items": envelope(items, url)}
+
+
+@router.route("GET", "/v1/checkout/sessions/{session}")
+def retrieve(core: SandboxCore, params: JSON, session: str) -> JSON:
+    """Retrieve a Checkout Session (``expand[]=line_items`` works)."""
+    return _with_line_items(core, core.store.get("checkout.session", session, "session"), params)
+
+
+@router.route("GET", "/v1/checkout/sessions")
+def list_sessions(core: SandboxCore, params: JSON) -> JSON:
+    """List Checkout Sessions by ``customer``, ``status``, ``subscription``."""
+
+    def keep(obj: JSON) -> bool:
+        return all(
+            obj[key] == params[key]
+            for key in ("customer", "status", "subscription")
+            if key in params
+        )
+
+    return list_of(core, "checkout.session", params, "/v1/checkout/sessions", keep)
+
+
+@router.route("POST", "/v1/checkout/sessions/{session}/expire")
+def expire(core: SandboxCore, params: JSON, session: str) -> JSON:
+    """Expire an open Checkout Session."""
+    obj = core.store.get("checkout.session", session, "session")
+    if obj["status"] != "open":
+        raise StripeError(
+            f"Only Checkout Sessions with a status of `open` can be expired. This session has a "
+            f"status of `{obj['status']}`.",
+            param="session",
+        )
+    obj.update(status="expired", url=None)
+    emit(
+        core,
+        "checkout.session.expired",
+        obj,
+        at=core.now_for(core.store.find(obj["customer"] or "")),
+    )
+    return obj
+
+
+@router.route("GET", "/v1/checkout/sessions/{session}/line_items")
+def line_items(core: SandboxCore, params: JSON, session: str) -> JSON:
+    """List a Checkout Session's line items."""
+    core.store.get("checkout.session", session, "session")
+    items = core.store.secret(session)["line_items"]
+    return paginate(items, params, f"/v1/checkout/sessions/{session}/line_items")

@@ -1,0 +1,154 @@
+"""``/v1/events``, ``/v1/webhook_endpoints`` and ``/v1/test_helpers/test_clocks``."""
+
+from __future__ import annotations
+
+import secrets
+
+from .. import billing
+from ..api import Router
+from ..core import SandboxCore
+from ..ids import new_id
+from ..objects.platform import test_clock, webhook_endpoint
+from ..timeline import run_until
+from ..wire import JSON, StripeError, invalid_param, missing_param
+from . import apply_metadata, list_of
+
+router = Router()
+
+
+@router.route("GET", "/v1/events")
+def list_events(core: SandboxCore, params: JSON) -> JSON:
+    """List events by ``type`` (``*`` wildcards), ``types[]`` and ``created``."""
+    wanted = params.get("types") or ([params["type"]] if "type" in params else None)
+
+    def keep(evt: JSON) -> bool:
+        if wanted is None:
+            return True
+        return any(
+            evt["type"] == pattern
+            or (pattern.endswith("*") and evt["type"].startswith(pattern[:-1]))
+            for pattern in wanted
+        )
+
+    return list_of(core, "event", params, "/v1/events", keep)
+
+
+@router.route("GET", "/v1/events/{id}")
+def retrieve_event(core: SandboxCore, params: JSON, id: str) -> JSON:
+    """Retrieve an event."""
+    return core.store.get("event", id)
+
+
+@router.route("POST", "/v1/webhook_endpoints")
+def create_endpoint(core: SandboxCore, params: JSON) -> JSON:
+    """Register a webhook endpoint; the response alone carries its ``secret``."""
+    for key in ("url", "enabled_events"):
+        if not params.get(key):
+            raise missing_param(key)
+    endpoint = webhook_endpoint(
+        new_id("we", 24),
+        core.clock.now(),
+        url=params["url"],
+        enabled_events=list(params["enabled_events"]),
+        api_version=params.get("api_version"),
+    )
+    endpoint["description"] = params.get("description")
+    apply_metadata(endpoint, params.get("metadata"))
+    core.store.put(endpoint)
+    secret = "whsec_" + secrets.token_hex(16)
+    core.store.secret(endpoint["id"])["secret"] = secret
+    return {**endpoint, "secret": secret}
+
+
+@router.route("GET", "/v1/webhook_endpoints/{webhook_endpoint}")
+def retrieve_endpoint(core: SandboxCore, params: JSON, webhook_endpoint: str) -> JSON:
+    """Retrieve a webhook endpoint (without its secret)."""
+    return core.store.get("webhook_endpoint", webhook_endpoint, "webhook_endpoint")
+
+
+@router.route("POST", "/v1/webhook_endpoints/{webhook_endpoint}")
+def update_endpoint(core: SandboxCore, params: JSON, webhook_endpoint: str) -> JSON:
+    """Update a webhook endpoint's url, events, description, ``disabled`` flag or metadata."""
+    endpoint = core.store.get("webhook_endpoint", webhook_endpoint, "webhook_endpoint")
+    for key in ("url", "description"):
+        if key in params:
+            endpoint[key] = params[key] or None
+    if "enabled_events" in params:
+        endpoint["enabled_events"] = list(params["enabled_events"])
+    if "disabled" in params:
+        endpoint["status"] = "disabled" if params["disabled"] else "enabled"
+    apply_metadata(endpoint, params.get("metadata"))
+    return endpoint
+
+
+@router.route("DELETE", "/v1/webhook_endpoints/{webhook_endpoint}")
+def delete_endpoint(core: SandboxCore, params: JSON, webhook_endpoint: str) -> JSON:
+    """Delete a webhook endpoint."""
+    core.store.get("webhook_endpoint", webhook_endpoint, "webhook_endpoint")
+    del core.store.objects["webhook_endpoint"][webhook_endpoint]
+    return {"id": webhook_endpoint, "object": "webhook_endpoint", "deleted": True}
+
+
+@router.route("GET", "/v1/webhook_endpoints")
+def list_endpoints(core: SandboxCore, params: JSON) -> JSON:
+    """List webhook endpoints."""
+    return list_of(core, "webhook_endpoint", params, "/v1/webhook_endpoints")
+
+
+@router.route("POST", "/v1/test_helpers/test_clocks")
+def create_clock(core: SandboxCore, params: JSON) -> JSON:
+    """Create a test clock frozen at ``frozen_time``."""
+    if "frozen_time" not in params:
+        raise missing_param("frozen_time")
+    clock = test_clock(
+        new_id("clock", 24),
+        core.clock.now(),
+        frozen_time=params["frozen_time"],
+        name=params.get("name"),
+    )
+    return core.store.put(clock)
+
+
+@router.route("GET", "/v1/test_helpers/test_clocks/{test_clock}")
+def retrieve_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
+    """Retrieve a test clock."""
+    return core.store.get("test_helpers.test_clock", test_clock, "test_clock")
+
+
+@router.route("DELETE", "/v1/test_helpers/test_clocks/{test_clock}")
+def delete_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
+    """Delete a test clock and the customers (and their subscriptions) bound to it."""
+    core.store.get("test_helpers.test_clock", test_clock, "test_clock")
+    for customer in core.store.all("customer"):
+        if customer["test_clock"] == test_clock:
+            for sub in core.store.all("subscription"):
+                if sub["customer"] == customer["id"] and sub["status"] != "canceled":
+                    billing.cancel(core, sub, core.now_for(sub))
+            del core.store.objects["customer"][customer["id"]]
+            core.store.secret(customer["id"])["deleted"] = True
+    del core.store.objects["test_helpers.test_clock"][test_clock]
+    return {"id": test_clock, "object": "test_helpers.test_clock", "deleted": True}
+
+
+@router.route("POST", "/v1/test_helpers/test_clocks/{test_clock}/advance")
+def advance_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
+    """Advance a test clock, running renewals, trial ends and dunning for its customers."""
+    clock = core.store.get("test_helpers.test_clock", test_clock, "test_clock")
+    target = params["frozen_time"]
+    if target < clock["frozen_time"]:
+        raise invalid_param(
+            "frozen_time", "The frozen_time must be after the test clock's current frozen_time."
+        )
+    if target > clock["frozen_time"] + 2 * 366 * 86_400:
+        raise StripeError(
+            "A test clock can advance at most two years at a time.", param="frozen_time"
+        )
+    run_until(core, target, test_clock)
+    clock["frozen_time"] = target
+    return clock
+
+
+@router.route("GET", "/v1/test_helpers/test_clocks")
+def list_clocks(core: SandboxCore, params: JSON) -> JSON:
+    """List test clocks."""
+    return list_of(core, "test_helpers.test_clock", params, "/v1/test_helpers/test_clocks")
