@@ -163,7 +163,11 @@ def app_factory(database_url: str, redis_url: str, tmp_path: Any) -> Iterator[Ca
     built: list[Flask] = []
 
     def factory(sandbox: Any = None, **overrides: Any) -> Flask:
-        app = Flask(f"lattice_host_{len(built)}", instance_path=str(tmp_path / "instance"))
+        app = Flask(
+            f"lattice_host_{len(built)}",
+            root_path=str(tmp_path),
+            instance_path=str(tmp_path / "instance"),
+        )
         app.config.update(
             SECRET_KEY="test-secret",
             TESTING=True,

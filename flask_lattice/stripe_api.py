@@ -1,0 +1,430 @@
+"""The app's Stripe client. The only module that imports ``stripe``.
+
+:class:`StripeGateway` holds one configured ``StripeClient`` per app (pinned API version,
+network retries, optional base URL for a sandbox) and offers the calls the extension
+makes. Everything else calls the gateway, never ``stripe`` directly.
+
+Every HTTP request goes through :class:`GuardedTransport`, which
+
+* refuses, before anything is sent, a subscription create, update or preview call that does
+  not say ``proration_behavior`` (when ``LATTICE_REQUIRE_EXPLICIT_PRORATION`` is on), and a
+  ``pause_collection`` behavior that Stripe does not know;
+* sends the :data:`~flask_lattice.signals.stripe_request` signal after each attempt, with
+  the method, path, status, duration, request id and idempotency key only.
+
+Create calls get a deterministic idempotency key derived from their inputs
+(:func:`idempotency_key`), so a double submit or a concurrent request yields the same
+Stripe object. Stripe errors are translated into :class:`StripeAPIError` subclasses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import stripe
+from flask import current_app, has_app_context
+
+from .config import LatticeConfig
+from .errors import StripeGuardError
+from .signals import stripe_request
+
+T = TypeVar("T")
+
+PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
+
+_PRORATION_CALLS = (
+    ("POST", re.compile(r"/v1/subscriptions(/[^/]+(/resume)?)?")),
+    ("POST", re.compile(r"/v1/subscription_items(/[^/]+)?")),
+    ("DELETE", re.compile(r"/v1/subscription_items/[^/]+")),
+    ("POST", re.compile(r"/v1/invoices/create_preview")),
+)
+_PRORATION_PARAM = re.compile(
+    r"(proration_behavior|(subscription_details|schedule_details)\[proration_behavior\]"
+    r"|items\[\d*\]\[proration_behavior\])"
+)
+_PAUSE_CALL = re.compile(r"/v1/subscriptions(/[^/]+)?")
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+class StripeAPIError(Exception):
+    """A Stripe call failed. Carries what Stripe said, never the request's secrets."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        decline_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+        self.param = param
+        self.request_id = request_id
+        self.decline_code = decline_code
+
+
+class StripeNotFound(StripeAPIError):
+    """The object does not exist (``resource_missing``)."""
+
+
+class CardDeclined(StripeAPIError):
+    """The card was declined or could not be charged (``card_error``)."""
+
+
+class StripeUnavailable(StripeAPIError):
+    """Stripe could not be reached or answered 409/429/5xx: retry later."""
+
+
+class StripeRequestError(StripeAPIError):
+    """Stripe refused the request (invalid params, authentication, permission, idempotency)."""
+
+
+def translate_error(error: stripe.StripeError) -> StripeAPIError:
+    """The :class:`StripeAPIError` subclass for a ``stripe`` SDK error."""
+    details = error.error
+    kind: type[StripeAPIError]
+    if isinstance(error, stripe.CardError):
+        kind = CardDeclined
+    elif isinstance(error, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError):
+        kind = StripeUnavailable
+    elif error.code == "resource_missing" or error.http_status == 404:
+        kind = StripeNotFound
+    elif error.http_status == 409:
+        kind = StripeUnavailable
+    else:
+        kind = StripeRequestError
+    return kind(
+        error.user_message or type(error).__name__,
+        http_status=error.http_status,
+        code=error.code,
+        param=getattr(error, "param", None),
+        request_id=error.request_id,
+        decline_code=details.decline_code if details is not None else None,
+    )
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise ``stripe`` SDK errors as :class:`StripeAPIError` subclasses."""
+    try:
+        yield
+    except stripe.StripeError as error:
+        raise translate_error(error) from error
+
+
+# -- idempotency keys -----------------------------------------------------------------
+
+
+def idempotency_key(operation: str, *inputs: Any) -> str:
+    """A deterministic idempotency key for ``operation`` with ``inputs`` (JSON-able)."""
+    payload = json.dumps([operation, *inputs], sort_keys=True, separators=(",", ":"), default=str)
+    return f"lattice-{operation}-{hashlib.sha256(payload.encode()).hexdigest()[:40]}"
+
+
+# -- guards ---------------------------------------------------------------------------
+
+
+def check_guards(
+    method: str, path: str, params: list[tuple[str, str]], *, require_proration: bool
+) -> None:
+    """Raise :class:`StripeGuardError` if a request must not be sent.
+
+    ``params`` are the request's form (or query) pairs as encoded for Stripe, such as
+    ``("items[0][proration_behavior]", "none")``.
+    """
+    method = method.upper()
+    guarded = require_proration and any(
+        method == verb and pattern.fullmatch(path) for verb, pattern in _PRORATION_CALLS
+    )
+    if guarded and not any(_PRORATION_PARAM.fullmatch(name) and value for name, value in params):
+        raise StripeGuardError(
+            f"{method} {path} does not say proration_behavior: pass it explicitly (at the "
+            "top level, in subscription_details, or in an item), for example "
+            "'create_prorations', 'always_invoice' or 'none' "
+            "(LATTICE_REQUIRE_EXPLICIT_PRORATION is on)"
+        )
+    if method == "POST" and _PAUSE_CALL.fullmatch(path):
+        _check_pause(params)
+
+
+def _check_pause(params: list[tuple[str, str]]) -> None:
+    pause = [(name, value) for name, value in params if name.startswith("pause_collection")]
+    if not pause or pause == [("pause_collection", "")]:
+        return
+    behaviors = [value for name, value in pause if name == "pause_collection[behavior]"]
+    if len(behaviors) != 1 or behaviors[0] not in PAUSE_BEHAVIORS:
+        raise StripeGuardError(
+            f"pause_collection needs a behavior of {', '.join(PAUSE_BEHAVIORS)} "
+            "(or '' to resume collection)"
+        )
+
+
+def _form_pairs(method: str, url: str, post_data: Any) -> list[tuple[str, str]]:
+    if method.upper() == "POST":
+        body = post_data.decode() if isinstance(post_data, bytes) else (post_data or "")
+        return parse_qsl(body if isinstance(body, str) else "", keep_blank_values=True)
+    return parse_qsl(urlsplit(url).query, keep_blank_values=True)
+
+
+# -- transport ------------------------------------------------------------------------
+
+
+class GuardedTransport(stripe.HTTPClient):
+    """An SDK HTTP client that checks the guards and signals every request.
+
+    It delegates the actual I/O to the SDK's default client; the SDK's retry loop
+    (``max_network_retries``) runs around it, so each attempt is signalled.
+    """
+
+    name = "flask-lattice"
+
+    def __init__(self, inner: stripe.HTTPClient, *, require_proration: bool) -> None:
+        super().__init__()
+        self._inner = inner
+        self._require_proration = require_proration
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        """Send one request through the default client."""
+        return self._send(self._inner.request, method, url, headers, post_data)
+
+    def request_stream(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        """Send one streaming request through the default client."""
+        return self._send(self._inner.request_stream, method, url, headers, post_data)
+
+    def close(self) -> None:
+        """Close the underlying client."""
+        self._inner.close()  # type: ignore[no-untyped-call]
+
+    def _send(
+        self,
+        send: Callable[..., tuple[Any, int, Mapping[str, str]]],
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any,
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        path = urlsplit(url).path
+        check_guards(
+            method,
+            path,
+            _form_pairs(method, url, post_data),
+            require_proration=self._require_proration,
+        )
+        started = time.perf_counter()
+        status: int = 0
+        response_headers: Mapping[str, str] = {}
+        try:
+            content, status, response_headers = send(method, url, headers, post_data)
+            return content, status, response_headers
+        finally:
+            _signal_request(
+                method=method.upper(),
+                path=path,
+                status=status,
+                duration=time.perf_counter() - started,
+                request_id=response_headers.get("Request-Id"),
+                idempotency_key=(headers or {}).get("Idempotency-Key"),
+            )
+
+
+def _signal_request(**details: Any) -> None:
+    sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
+    stripe_request.send(sender, **details)
+
+
+class _RedactResponseBodies(logging.Filter):
+    """Keeps Stripe response bodies, which hold Checkout and portal URLs, out of the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # The SDK logs ``body=… message='API response body'`` (logfmt, keys sorted).
+        if isinstance(record.msg, str) and record.msg.endswith("message='API response body'"):
+            record.msg, record.args = "body=<redacted> message='API response body'", None
+        return True
+
+
+def _install_log_redaction() -> None:
+    logger = logging.getLogger("stripe")
+    if not any(isinstance(item, _RedactResponseBodies) for item in logger.filters):
+        logger.addFilter(_RedactResponseBodies())
+
+
+# -- gateway --------------------------------------------------------------------------
+
+
+class StripeGateway:
+    """One configured ``StripeClient`` per app, and the calls the extension makes.
+
+    Methods return the SDK's ``StripeObject`` s (read them with ``obj["field"]``) and
+    raise :class:`StripeAPIError` subclasses or :class:`StripeGuardError`. ``client``
+    is the raw ``StripeClient`` for calls not covered here; the guards and the signal
+    apply to it too, but idempotency keys and error translation do not.
+    """
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_config(cls, config: LatticeConfig) -> StripeGateway:
+        """Build the client from validated settings (pinned API version, retries, base URL)."""
+        _install_log_redaction()
+        base = {"api": config.stripe_api_base} if config.stripe_api_base else None
+        transport = GuardedTransport(
+            stripe.new_default_http_client(),
+            require_proration=config.require_explicit_proration,
+        )
+        return cls(
+            stripe.StripeClient(
+                config.stripe_secret_key,
+                stripe_version=stripe.api_version,
+                base_addresses=base,  # type: ignore[arg-type]
+                max_network_retries=config.stripe_max_network_retries,
+                http_client=transport,
+            )
+        )
+
+    @property
+    def v1(self) -> Any:
+        """The client's v1 services (``client.v1``)."""
+        return self.client.v1
+
+    def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with translated():
+            return func(*args, **kwargs)
+
+    @staticmethod
+    def _options(operation: str, params: Mapping[str, Any], scope: str) -> dict[str, Any]:
+        return {"idempotency_key": idempotency_key(operation, params, scope)}
+
+    # customers
+
+    def create_customer(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a customer; ``scope`` separates otherwise identical creates."""
+        options = self._options("customer", params, scope)
+        return self._call(self.v1.customers.create, dict(params), options)
+
+    def retrieve_customer(self, customer_id: str) -> Any:
+        """Retrieve a customer (a deleted one has ``deleted`` set)."""
+        return self._call(self.v1.customers.retrieve, customer_id)
+
+    # checkout and portal
+
+    def create_checkout_session(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a Checkout Session; the same params and scope give the same session."""
+        options = self._options("checkout", params, scope)
+        return self._call(self.v1.checkout.sessions.create, dict(params), options)
+
+    def retrieve_checkout_session(self, session_id: str, *, expand: list[str] | None = None) -> Any:
+        """Retrieve a Checkout Session."""
+        params = {"expand": expand} if expand else None
+        return self._call(self.v1.checkout.sessions.retrieve, session_id, params)
+
+    def create_portal_session(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a customer portal session. Its ``url`` is a bearer credential."""
+        options = self._options("portal", params, scope)
+        return self._call(self.v1.billing_portal.sessions.create, dict(params), options)
+
+    # subscriptions
+
+    def create_subscription(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a subscription directly (needs ``proration_behavior`` under the guard)."""
+        options = self._options("subscription", params, scope)
+        return self._call(self.v1.subscriptions.create, dict(params), options)
+
+    def retrieve_subscription(
+        self, subscription_id: str, *, expand: list[str] | None = None
+    ) -> Any:
+        """Retrieve a subscription."""
+        params = {"expand": expand} if expand else None
+        return self._call(self.v1.subscriptions.retrieve, subscription_id, params)
+
+    def list_subscriptions(self, customer_id: str, *, status: str = "all") -> list[Any]:
+        """Every subscription of a customer (``status="all"`` includes canceled ones)."""
+        params = {"customer": customer_id, "status": status, "limit": 100}
+        with translated():
+            page = self.v1.subscriptions.list(params)
+            return list(page.auto_paging_iter())
+
+    def update_subscription(self, subscription_id: str, params: Mapping[str, Any]) -> Any:
+        """Update a subscription (needs ``proration_behavior`` under the guard)."""
+        return self._call(self.v1.subscriptions.update, subscription_id, dict(params))
+
+    def cancel_subscription(
+        self, subscription_id: str, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Cancel a subscription now (``DELETE``); use an update for a period-end cancel."""
+        return self._call(self.v1.subscriptions.cancel, subscription_id, dict(params or {}))
+
+    def preview_invoice(self, params: Mapping[str, Any]) -> Any:
+        """Preview the next invoice (needs ``proration_behavior`` under the guard)."""
+        return self._call(self.v1.invoices.create_preview, dict(params))
+
+    # invoices, prices, events
+
+    def retrieve_invoice(self, invoice_id: str) -> Any:
+        """Retrieve an invoice."""
+        return self._call(self.v1.invoices.retrieve, invoice_id)
+
+    def list_invoices(self, customer_id: str, *, limit: int = 24) -> list[Any]:
+        """The customer's newest invoices."""
+        page = self._call(self.v1.invoices.list, {"customer": customer_id, "limit": limit})
+        return list(page["data"])
+
+    def list_prices(self, *, lookup_keys: list[str]) -> list[Any]:
+        """Prices (active or not) holding any of ``lookup_keys``, with their products."""
+        found: list[Any] = []
+        for start in range(0, len(lookup_keys), 10):
+            params = {
+                "lookup_keys": lookup_keys[start : start + 10],
+                "limit": 100,
+                "expand": ["data.product"],
+            }
+            found.extend(self._call(self.v1.prices.list, params)["data"])
+        return found
+
+    def retrieve_price(self, price_id: str) -> Any:
+        """Retrieve a price with its product."""
+        return self._call(self.v1.prices.retrieve, price_id, {"expand": ["product"]})
+
+    def retrieve_event(self, event_id: str) -> Any:
+        """Retrieve an event."""
+        return self._call(self.v1.events.retrieve, event_id)
+
+
+# -- webhook signatures (used by webhooks.py) ------------------------------------------
+
+
+class InvalidSignature(ValueError):
+    """A webhook body's ``Stripe-Signature`` does not verify; the message says why."""
+
+
+def verify_signature(payload: bytes, header: str, secret: str, tolerance: int) -> None:
+    """Verify ``header`` over the raw ``payload`` with the SDK, for one signing secret.
+
+    Raises :class:`InvalidSignature` for a malformed header, no matching signature, or a
+    timestamp older than ``tolerance`` seconds.
+    """
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+    except stripe.SignatureVerificationError as error:
+        raise InvalidSignature(str(error.user_message or error)) from None
+    except UnicodeDecodeError:
+        raise InvalidSignature("the body is not UTF-8") from None
