@@ -20,8 +20,8 @@ test: $(STAMP) lint docs  ## Lint, build the docs, then run the whole suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check flask_lattice demo_app tests bench docs
-	$(BIN)/ruff format --check flask_lattice demo_app tests bench docs
+	$(BIN)/ruff check flask_lattice demo_app tests bench docs/conf.py
+	$(BIN)/ruff format --check flask_lattice demo_app tests bench docs/conf.py
 	$(BIN)/mypy
 	$(BIN)/mypy tests/typing
 

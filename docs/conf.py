@@ -2,7 +2,7 @@
 
 project = "Flask-Lattice"
 author = "The Flask-Lattice maintainers"
-copyright = "2026, " + author  # noqa: A001
+copyright = "2026, " + author
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]

@@ -3,7 +3,7 @@
 The app starts the flow; webhooks confirm reality.
 """
 
-from .access import requires_feature, requires_plan
+from .access import feature_required, plan_required, requires_feature, requires_plan
 from .billable import Billable
 from .errors import ConfigurationError, LatticeError, StripeGuardError, UnknownPlanError
 from .extension import LatticeBilling
@@ -18,6 +18,8 @@ __all__ = [
     "PlanCatalog",
     "StripeGuardError",
     "UnknownPlanError",
+    "feature_required",
+    "plan_required",
     "requires_feature",
     "requires_plan",
 ]

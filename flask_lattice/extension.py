@@ -13,16 +13,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
-from . import access, cli, config, views
+from . import access, cli, config, subscription_views, views
 from .errors import LatticeError
 from .models import attach_tables
 from .state import EXTENSION_KEY, EventHandler, Hooks, LatticeState
 from .stripe_api import StripeGateway
+from .subscriptions import SubscriptionsFacade
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
+    from .models import Subscription
+    from .plans import Plan
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+views.blueprint.register_blueprint(subscription_views.blueprint, url_prefix="/subscription")
 
 
 class LatticeBilling:
@@ -94,6 +100,29 @@ class LatticeBilling:
         """Replace what a denied request gets (see :doc:`access`)."""
         self.hooks.plan_required_handler = func
         return func
+
+    # -- access helpers for views (local state only; see :doc:`access`) -------------------
+
+    def current_plan(self) -> Plan | None:
+        """The current billable's effective plan (the free plan when nothing is live)."""
+        return access.current_plan()
+
+    def has_plan(self, plan: str) -> bool:
+        """Whether the current billable holds ``plan`` or a higher-ranked plan."""
+        return access.has_plan(plan)
+
+    def has_feature(self, feature: str) -> bool:
+        """Whether the current billable's plan includes ``feature``."""
+        return access.has_feature(feature)
+
+    def subscription(self) -> Subscription | None:
+        """The current billable's relevant local subscription row, if any."""
+        return access.subscription()
+
+    @property
+    def subscriptions(self) -> SubscriptionsFacade:
+        """Subscription calls through the current app's Stripe client (see :doc:`operations`)."""
+        return SubscriptionsFacade.for_app()
 
     def downgrade_guard(self, func: F) -> F:
         """Register the hook that may refuse a downgrade below the features in use."""

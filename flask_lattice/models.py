@@ -81,6 +81,8 @@ class Customer(TimestampedMixin, Base):
     name: Mapped[str | None] = mapped_column(sa.String(255))
     livemode: Mapped[bool] = mapped_column(default=False)
     deleted: Mapped[bool] = mapped_column(default=False)
+    watermark_created: Mapped[datetime | None]
+    watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
 
 
 class Subscription(TimestampedMixin, Base):

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,29 +16,25 @@ from flask import (
     Flask,
     current_app,
     jsonify,
-    make_response,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException, Unauthorized
-from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response as BaseResponse
 
 from . import csrf, webhooks
-from .billable import Billable
+from .access import current_access
 from .errors import BillingHTTPError
 from .plans import Plan
-from .redirects import safe_url
 from .services.checkout import PLAN_METADATA_KEY, sellable_plan, start_checkout
 from .services.customers import find_customer
 from .services.portal import open_portal
 from .services.prices import catalog_prices, format_amount, sellable
-from .services.standing import standing
 from .state import current_billable, get_state
-from .stripe_api import CardDeclined, StripeAPIError, StripeNotFound, StripeUnavailable
+from .stripe_api import StripeNotFound
+from .web import PRICE_FIELDS, no_store, require_billable, return_url, stripe_errors
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +45,7 @@ blueprint.add_app_template_global(csrf.csrf_token, "lattice_csrf_token")
 blueprint.add_app_template_global(csrf.csrf_field_name, "lattice_csrf_field_name")
 
 _CHECKOUT_SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
-_PRICE_FIELDS = ("price", "price_id", "prices", "line_items", "amount", "unit_amount")
 _WEBHOOK_VIEW = f"{webhooks.receive.__module__}.{webhooks.receive.__name__}"
-
-
-class BillingUnavailable(BillingHTTPError):
-    """Stripe could not be reached or refused the call; nothing was changed."""
-
-    code = 503
-
-
-class PaymentFailed(BillingHTTPError):
-    """Stripe declined the card."""
-
-    code = 402
 
 
 class NotFound(BillingHTTPError):
@@ -72,30 +53,6 @@ class NotFound(BillingHTTPError):
 
     code = 404
     description = "No such checkout session."
-
-
-@contextmanager
-def _stripe_errors() -> Iterator[None]:
-    """Turn a failed Stripe call into a 4xx/503 with a description (never a 500)."""
-    try:
-        yield
-    except StripeAPIError as error:
-        log.warning(
-            "Stripe call failed: %s (status %s, code %s, request %s)",
-            type(error).__name__,
-            error.http_status,
-            error.code,
-            error.request_id,
-        )
-        if isinstance(error, CardDeclined):
-            raise PaymentFailed(error.message) from None
-        if isinstance(error, StripeUnavailable):
-            raise BillingUnavailable(
-                "Billing is unavailable right now. Please try again in a moment."
-            ) from None
-        raise BillingUnavailable(
-            "Billing could not complete this request. Please try again later."
-        ) from None
 
 
 # -- setup ------------------------------------------------------------------------------
@@ -124,39 +81,6 @@ def _page_context() -> dict[str, Any]:
     return {"lattice_base_template": get_state().config.base_template}
 
 
-# -- helpers ----------------------------------------------------------------------------
-
-
-def _billable() -> Billable:
-    """The current billable, or Flask-Login's unauthorized answer (401 without it)."""
-    billable = current_billable()
-    if billable is not None:
-        return billable
-    login_manager: Any = getattr(current_app, "login_manager", None)
-    if login_manager is None:
-        raise Unauthorized("Sign in to continue.")
-    raise HTTPException(response=make_response(login_manager.unauthorized()))
-
-
-def _return_url(requested: str | None = None) -> str:
-    """Where Stripe sends people back: ``requested`` if on this host, else the configured page."""
-    pricing = url_for("lattice.pricing", _external=True)
-    endpoint = get_state().config.return_endpoint
-    configured = pricing
-    if endpoint:
-        try:
-            configured = safe_url(url_for(endpoint, _external=True), fallback=pricing)
-        except BuildError:
-            log.error("LATTICE_RETURN_ENDPOINT %r is not an endpoint of this app", endpoint)
-    return safe_url(requested, fallback=configured) if requested else configured
-
-
-def _no_store(response: BaseResponse) -> BaseResponse:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
 @dataclass(frozen=True)
 class Offer:
     """One plan on the pricing page: its display prices per interval."""
@@ -173,7 +97,7 @@ class Offer:
 def pricing() -> str:
     """The plans with their monthly and yearly prices, the current plan marked."""
     billable = current_billable()
-    now = standing(billable.key) if billable is not None else None
+    now = current_access() if billable is not None else None
     current_key = now.plan.key if now is not None and now.plan is not None else None
     cached = catalog_prices()
     offers = []
@@ -197,35 +121,35 @@ def checkout() -> BaseResponse:
     """Start Checkout for the posted ``plan`` and ``interval`` (303), or the portal for a
     subscriber. The price comes only from the catalog."""
     csrf.protect()
-    billable = _billable()
+    billable = require_billable()
     sent = {name.split("[", 1)[0] for name in (*request.form, *request.args)}
-    if sent.intersection(_PRICE_FIELDS):
+    if sent.intersection(PRICE_FIELDS):
         raise BillingHTTPError("Send a plan and an interval; prices come from the plan catalog.")
     plan = sellable_plan(request.form.get("plan", ""), request.form.get("interval", ""))
     interval = request.form["interval"]
     success_url = url_for("lattice.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
-    with _stripe_errors():
+    with stripe_errors():
         started = start_checkout(
             billable,
             plan,
             interval,
             success_url=success_url,
             cancel_url=url_for("lattice.pricing", _external=True),
-            return_url=_return_url(),
+            return_url=return_url(),
         )
-    return _no_store(redirect(started.url, code=303))
+    return no_store(redirect(started.url, code=303))
 
 
 @blueprint.get("/success")
 def success() -> str:
     """What happened at Checkout, for the billable who went there. Changes nothing."""
-    billable = _billable()
+    billable = require_billable()
     session_id = request.args.get("session_id")
     if not session_id:
         raise BillingHTTPError("The session_id parameter is missing.")
     if not _CHECKOUT_SESSION_ID.fullmatch(session_id):
         raise NotFound()
-    with _stripe_errors():
+    with stripe_errors():
         try:
             session = get_state().stripe.retrieve_checkout_session(session_id)
         except StripeNotFound:
@@ -240,7 +164,7 @@ def success() -> str:
     metadata = session["metadata"]
     plan_key = metadata[PLAN_METADATA_KEY] if metadata and PLAN_METADATA_KEY in metadata else None
     plan = catalog.get(plan_key) if isinstance(plan_key, str) and plan_key in catalog else None
-    now = standing(billable.key)
+    now = current_access()
     confirmed = now.active and (plan is None or (now.plan is not None and now.plan.key == plan.key))
     return render_template(
         "lattice/success.html",
@@ -249,31 +173,40 @@ def success() -> str:
         confirmed=confirmed,
         checkout_status=session["status"],
         payment_status=session["payment_status"],
-        return_url=_return_url(),
+        return_url=return_url(),
     )
 
 
 @blueprint.get("/status.json")
 def status() -> BaseResponse:
-    """The billable's plan from the local projection only; 401 JSON when signed out."""
+    """The billable's plan as the access gates see it (local projection only); 401 JSON
+    when signed out. ``active`` is true exactly when a subscription grants the plan."""
     billable = current_billable()
     if billable is None:
         response = jsonify(error="unauthorized", message="Sign in to see your plan.")
         response.status_code = 401
-        return _no_store(response)
-    return _no_store(jsonify(standing(billable.key).as_json()))
+        return no_store(response)
+    access = current_access()
+    plan = access.plan
+    body = {
+        "plan": plan.key if plan else None,
+        "plan_name": plan.name if plan else None,
+        "status": access.status,
+        "active": access.active,
+    }
+    return no_store(jsonify(body))
 
 
 @blueprint.post("/portal")
 def portal() -> BaseResponse:
     """Open the customer portal (303), optionally deep-linked with ``flow``."""
     csrf.protect()
-    billable = _billable()
-    with _stripe_errors():
+    billable = require_billable()
+    with stripe_errors():
         url = open_portal(
             billable,
-            return_url=_return_url(request.values.get("next")),
+            return_url=return_url(request.values.get("next")),
             flow=request.values.get("flow") or None,
             subscription_id=request.values.get("subscription") or None,
         )
-    return _no_store(redirect(url, code=303))
+    return no_store(redirect(url, code=303))

@@ -191,8 +191,8 @@ def app_factory(database_url: str, redis_url: str, tmp_path: Any) -> Iterator[Ca
 
         login_manager = LoginManager(app)
         login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)))
-        LatticeBilling(app, db=db)
-        app.extensions["lattice_test_host"] = HostParts(db, User)
+        billing = LatticeBilling(app, db=db)
+        app.extensions["lattice_test_host"] = HostParts(db, User, billing)
         with app.app_context():
             db.create_all()
         built.append(app)

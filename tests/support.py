@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
+from flask_lattice import LatticeBilling
 from flask_lattice.testing import PriceSpec
 
 TEST_PLANS: list[dict[str, Any]] = [
@@ -39,11 +40,12 @@ TEST_WEBHOOK_SECRET = "whsec_test_lattice_suite"
 
 
 class HostParts:
-    """What a test needs of the host app: its ``db`` and ``User`` model."""
+    """What a test needs of the host app: its ``db``, ``User`` model and extension object."""
 
-    def __init__(self, db: SQLAlchemy, user_model: type[Any]) -> None:
+    def __init__(self, db: SQLAlchemy, user_model: type[Any], billing: LatticeBilling) -> None:
         self.db = db
         self.User = user_model
+        self.billing = billing
 
 
 def host(app: Flask) -> HostParts:

@@ -106,7 +106,9 @@ def test_flask_sqlalchemy_not_initialised_is_refused() -> None:
         ),
     ],
 )
-def test_invalid_setting_fails_at_init_app_naming_the_key(key: str, value: Any, message: str) -> None:
+def test_invalid_setting_fails_at_init_app_naming_the_key(
+    key: str, value: Any, message: str
+) -> None:
     app, db = _bare_app(**{key: value})
     with pytest.raises(ConfigurationError, match=message):
         LatticeBilling(app, db=db)
@@ -174,7 +176,7 @@ def test_naive_timestamps_are_refused(app_factory: Callable[..., Flask]) -> None
     db = host(app).db
     with app.app_context():
         db.session.add(
-            WebhookEvent(id="evt_naive", type="ping", created=datetime(2026, 1, 1), payload="{}")  # noqa: DTZ001
+            WebhookEvent(id="evt_naive", type="ping", created=datetime(2026, 1, 1), payload="{}")
         )
         with pytest.raises(sa.exc.StatementError, match="timezone-aware"):
             db.session.commit()

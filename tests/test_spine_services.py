@@ -147,6 +147,8 @@ def test_a_deleted_customer_is_replaced(app: Flask, sandbox: Any) -> None:
         (123456, "eur", "€1,234.56"),
         (1200, "jpy", "¥1,200"),
         (990, "chf", "9.90 CHF"),
+        (-1200, "usd", "−$12.00"),
+        (-990, "chf", "−9.90 CHF"),
         (None, "usd", "custom"),
     ],
 )

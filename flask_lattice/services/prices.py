@@ -67,13 +67,15 @@ class CatalogProblem:
 
 
 def format_amount(unit_amount: int | None, currency: str) -> str:
-    """An amount in minor units for display, such as ``$12.00``, ``¥1,200`` or ``12.00 CHF``."""
+    """An amount in minor units for display, such as ``$12.00``, ``−$12.00`` (a credit) or ``12.00 CHF``."""
     if unit_amount is None:
         return "custom"
     code = currency.lower()
-    value = f"{unit_amount:,}" if code in _ZERO_DECIMAL else f"{unit_amount / 100:,.2f}"
+    magnitude = abs(unit_amount)
+    value = f"{magnitude:,}" if code in _ZERO_DECIMAL else f"{magnitude / 100:,.2f}"
     symbol = _SYMBOLS.get(code)
-    return f"{symbol}{value}" if symbol else f"{value} {code.upper()}"
+    sign = "−" if unit_amount < 0 else ""
+    return f"{sign}{symbol}{value}" if symbol else f"{sign}{value} {code.upper()}"
 
 
 def catalog_prices() -> dict[str, Price]:

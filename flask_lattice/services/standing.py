@@ -1,76 +1,70 @@
-"""Where a billable stands, read from the local projection only (no Stripe call)."""
+"""A billable's subscriptions as the local projection holds them (no Stripe call).
+
+One prebuilt query reads the columns that decide access into :class:`SubscriptionState`
+snapshots. The access gates resolve them with the access policy; checkout and the portal
+use :func:`live_subscription` to avoid creating a second subscription.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from ..models import Customer, Subscription
-from ..plans import Plan
+from ..models import Subscription
 from ..state import get_state
 
+#: Statuses in which Stripe still bills a subscription (and which can give access).
 LIVE_STATUSES = ("active", "trialing", "past_due")
 
 
-@dataclass(frozen=True)
-class Standing:
-    """The plan in force for a billable and the subscription behind it."""
+class SubscriptionState(NamedTuple):
+    """The columns of one ``lattice_subscriptions`` row that decide access (immutable)."""
 
-    plan: Plan | None
-    status: str | None
-    subscription_id: str | None
-
-    @property
-    def active(self) -> bool:
-        """Whether a live (active, trialing or past_due) subscription backs the plan."""
-        return self.status in LIVE_STATUSES
-
-    def as_json(self) -> dict[str, Any]:
-        """The ``status.json`` body."""
-        return {
-            "plan": self.plan.key if self.plan else None,
-            "plan_name": self.plan.name if self.plan else None,
-            "status": self.status,
-            "active": self.active,
-        }
+    id: int
+    stripe_subscription_id: str
+    status: str
+    plan_key: str | None
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    cancel_at: datetime | None
+    trial_end: datetime | None
+    pause_collection_behavior: str | None
+    pause_resumes_at: datetime | None
 
 
-def live_subscription(billable_key: str) -> Subscription | None:
-    """The billable's live subscription with the highest-ranked plan, newest first on ties.
+_TABLE = Subscription.__table__
 
-    Matches rows by billable key, or by the billable's customer for rows projected
-    before the billable was known.
+# Built once, with a bound parameter, so each request reuses the compiled statement.
+# Matching on billable_key alone is complete: when the projection learns which billable
+# a customer belongs to, it fills in billable_key on that customer's earlier rows.
+_STATES_OF_BILLABLE = sa.select(*(_TABLE.c[name] for name in SubscriptionState._fields)).where(
+    _TABLE.c.billable_key == sa.bindparam("billable_key")
+)
+
+
+def subscription_states(billable_key: str) -> list[SubscriptionState]:
+    """Every local subscription row of the billable, as snapshots (one query)."""
+    # Core on the session's connection: no ORM overhead, same transaction as the session.
+    connection = get_state().db.session.connection()
+    result = connection.execute(_STATES_OF_BILLABLE, {"billable_key": billable_key})
+    return [SubscriptionState._make(row) for row in result.all()]
+
+
+def live_subscription(billable_key: str) -> SubscriptionState | None:
+    """The billable's live subscription with the highest-ranked plan (on ties, the one
+    recorded last).
+
+    Whether Stripe still bills one, whatever the access policy says of it: a
+    ``past_due`` subscription past its grace gives no access but must not be duplicated.
     """
-    state = get_state()
-    customer_ids = sa.select(Customer.stripe_customer_id).where(
-        Customer.billable_key == billable_key
-    )
-    rows = state.db.session.scalars(
-        sa.select(Subscription)
-        .where(
-            sa.or_(
-                Subscription.billable_key == billable_key,
-                Subscription.stripe_customer_id.in_(customer_ids),
-            ),
-            Subscription.status.in_(LIVE_STATUSES),
-        )
-        .order_by(Subscription.created_at.desc(), Subscription.id.desc())
-    ).all()
-    catalog = state.config.plans
-
-    def rank(row: Subscription) -> int:
-        return catalog.get(row.plan_key).rank if row.plan_key and row.plan_key in catalog else -1
-
-    return max(rows, key=rank, default=None)
-
-
-def standing(billable_key: str | None) -> Standing:
-    """The billable's standing; the free plan (if any) when nothing is live."""
     catalog = get_state().config.plans
-    row = live_subscription(billable_key) if billable_key else None
-    if row is None:
-        return Standing(plan=catalog.free_plan, status=None, subscription_id=None)
-    plan = catalog.get(row.plan_key) if row.plan_key and row.plan_key in catalog else None
-    return Standing(plan=plan, status=row.status, subscription_id=row.stripe_subscription_id)
+    live = [state for state in subscription_states(billable_key) if state.status in LIVE_STATUSES]
+
+    def rank(state: SubscriptionState) -> tuple[int, int]:
+        key = state.plan_key
+        return (catalog.get(key).rank if key and key in catalog else -1, state.id)
+
+    return max(live, key=rank, default=None)

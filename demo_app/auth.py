@@ -1,0 +1,91 @@
+"""Sign-up, log-in and log-out, with hashed passwords and CSRF-protected forms."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user, logout_user
+
+from .extensions import db, login_manager, login_required
+from .models import User
+
+blueprint = Blueprint("auth", __name__)
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's loader: the user with ``user_id``."""
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+login_manager.user_loader(load_user)
+
+
+def _safe_next(target: str | None) -> str:
+    """``target`` when it is a path on this site, else the dashboard (no open redirects)."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/"):
+            return target
+    return url_for("notes.dashboard")
+
+
+@blueprint.route("/signup", methods=["GET", "POST"])
+def signup() -> ResponseReturnValue:
+    """Create an account and sign in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("notes.dashboard"))
+    errors: dict[str, str] = {}
+    form = request.form
+    if request.method == "POST":
+        name = form.get("name", "").strip()
+        email = form.get("email", "").strip().lower()
+        password = form.get("password", "")
+        if not name:
+            errors["name"] = "Tell us what to call you."
+        if "@" not in email or "." not in email.rsplit("@", 1)[-1]:
+            errors["email"] = "Enter a valid email address."
+        elif db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+            errors["email"] = "An account with this email already exists. Log in instead?"
+        if len(password) < MIN_PASSWORD_LENGTH:
+            errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        if not errors:
+            user = User(name=name[:120], email=email)
+            user.set_password(password)
+            db.session.add(user)
+            db.session.commit()
+            login_user(user)
+            flash(f"Welcome to Quillnote, {user.name}! Write your first note below.", "success")
+            return redirect(url_for("notes.dashboard"))
+    status = 400 if errors else 200
+    return render_template("auth/signup.html", errors=errors, form=form), status
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """Sign in with email and password."""
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    error = None
+    if request.method == "POST":
+        email = request.form.get("email", "").strip().lower()
+        user = db.session.scalar(sa.select(User).where(User.email == email))
+        if user is not None and user.check_password(request.form.get("password", "")):
+            login_user(user, remember=bool(request.form.get("remember")))
+            return redirect(_safe_next(request.args.get("next")))
+        error = "That email and password do not match an account."
+    status = 400 if error else 200
+    return render_template("auth/login.html", error=error, form=request.form), status
+
+
+@blueprint.post("/logout")
+@login_required
+def logout() -> ResponseReturnValue:
+    """Sign out (a POST, so another site cannot log you out)."""
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("site.home"))

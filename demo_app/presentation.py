@@ -1,0 +1,115 @@
+"""What the templates share: filters for money and dates, the account banner, error pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from flask import Flask, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+
+from flask_lattice.models import Subscription
+
+from .extensions import billing
+from .settings import APP_NAME, FREE_NOTE_LIMIT
+
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+#: What each of Stripe's ``billing_reason`` values means on the invoice list.
+INVOICE_REASONS = {
+    "subscription_create": "New subscription",
+    "subscription_cycle": "Renewal",
+    "subscription_update": "Plan change",
+    "subscription_threshold": "Usage threshold",
+    "manual": "One-off invoice",
+}
+
+
+def money(amount: int | None, currency: str = "usd") -> str:
+    """Minor units as ``$9.00`` (``—`` for an unknown amount)."""
+    if amount is None:
+        return "—"
+    symbol = _SYMBOLS.get(currency.lower())
+    value = f"{abs(amount) / 100:,.2f}"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{value}" if symbol else f"{sign}{value} {currency.upper()}"
+
+
+def day(moment: datetime | None) -> str:
+    """A date as ``March 5, 2026`` (``—`` when unknown)."""
+    return "—" if moment is None else f"{moment:%B} {moment.day}, {moment.year}"
+
+
+@dataclass(frozen=True)
+class Banner:
+    """A notice about the account shown under the navigation on every page."""
+
+    kind: Literal["past_due", "canceling", "trialing", "paused"]
+    tone: Literal["danger", "warning", "info"]
+    message: str
+
+
+def ends_at(subscription: Subscription) -> datetime | None:
+    """When a scheduled cancellation takes effect, if one is scheduled."""
+    if subscription.cancel_at is not None:
+        return subscription.cancel_at
+    if subscription.cancel_at_period_end:
+        return subscription.current_period_end
+    return None
+
+
+def account_banner() -> Banner | None:
+    """The one banner that matters most for the signed-in user, if any."""
+    if not current_user.is_authenticated:
+        return None
+    subscription = billing.subscription()
+    if subscription is None or subscription.status in ("canceled", "incomplete_expired"):
+        return None
+    plan = billing.current_plan()
+    plan_name = plan.name if plan is not None and not plan.is_free else "paid"
+    if subscription.status in ("past_due", "unpaid"):
+        return Banner(
+            "past_due",
+            "danger",
+            f"Your last payment failed. Update your payment method to keep your {plan_name} plan.",
+        )
+    ending = ends_at(subscription)
+    if ending is not None:
+        return Banner(
+            "canceling", "warning", f"Your {plan_name} plan is canceled and ends on {day(ending)}."
+        )
+    if subscription.status == "trialing":
+        return Banner(
+            "trialing",
+            "info",
+            f"You are trying {plan_name} for free until {day(subscription.trial_end)}.",
+        )
+    if subscription.pause_collection_behavior is not None:
+        resumes = subscription.pause_resumes_at
+        until = f" until {day(resumes)}" if resumes else ""
+        return Banner("paused", "info", f"Payments for your {plan_name} plan are paused{until}.")
+    return None
+
+
+def error_page(error: HTTPException) -> ResponseReturnValue:
+    """Errors as a styled page that says what went wrong (API calls keep the plain error)."""
+    if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
+        return error
+    return render_template("error.html", error=error), error.code or 500
+
+
+def install(app: Flask) -> None:
+    """Register the filters, globals and error pages on ``app``."""
+    app.add_template_filter(money)
+    app.add_template_filter(day)
+    app.jinja_env.globals.update(
+        app_name=APP_NAME,
+        free_note_limit=FREE_NOTE_LIMIT,
+        invoice_reasons=INVOICE_REASONS,
+        account_banner=account_banner,
+        subscription_ends_at=ends_at,
+        sandbox_mode=lambda: bool(current_app.config.get("QUILLNOTE_SANDBOX")),
+    )
+    app.register_error_handler(HTTPException, error_page)
