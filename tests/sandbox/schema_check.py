@@ -14,19 +14,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-SHARED = Path("/work/shared/stripe-openapi")
+DATA = Path(__file__).parent / "data"
+"""Stripe's API description for 2026-10-28.endive: the SDK digest and Stripe's fixtures."""
 OPTIONAL_FIELDS = {"deleted", "previous_attributes"}
 
 
 @functools.cache
 def load_digest() -> dict[str, Any]:
     """The digest document (loaded once)."""
-    return json.loads((SHARED / "stripe-python-16.1.0.digest.json").read_text("utf-8"))  # type: ignore[no-any-return]
+    return json.loads((DATA / "stripe-python-16.1.0.digest.json").read_text("utf-8"))  # type: ignore[no-any-return]
 
 
 @functools.cache
 def _fixtures() -> dict[str, Any]:
-    return json.loads((SHARED / "fixtures3.json").read_text("utf-8"))["resources"]  # type: ignore[no-any-return]
+    return json.loads((DATA / "fixtures3.json").read_text("utf-8"))["resources"]  # type: ignore[no-any-return]
 
 
 def _schemas() -> dict[str, Any]:
