@@ -32,8 +32,9 @@ coverage: $(STAMP)
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+bench: $(STAMP)  ## Print the side-by-side benchmark ratios
+	$(BIN)/python -m bench.webhook_ingest
+	$(BIN)/python -m bench.gated_view
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -182,13 +182,14 @@ def test_naive_timestamps_are_refused(app_factory: Callable[..., Flask]) -> None
             db.session.commit()
 
 
-def test_sqlite_runs_in_wal_mode(app_factory: Callable[..., Flask], database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite-only pragma")
-    app = app_factory()
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    app, db = _bare_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'wal.db'}")
+    LatticeBilling(app, db=db)
     with app.app_context():
-        mode = host(app).db.session.execute(sa.text("PRAGMA journal_mode")).scalar()
+        mode = db.session.execute(sa.text("PRAGMA journal_mode")).scalar()
+        timeout = db.session.execute(sa.text("PRAGMA busy_timeout")).scalar()
     assert mode == "wal"
+    assert timeout == 10000
 
 
 def _double(value: int) -> int:
