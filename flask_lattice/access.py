@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import defer, lazyload
 
 from .billable import Billable
+from .config import LatticeConfig
 from .errors import LatticeError
 from .models import Subscription, utcnow
 from .plans import Plan
@@ -71,17 +72,17 @@ def default_policy(subscription: SubscriptionState, now: datetime) -> str | None
     return _default_policy(get_state())(subscription, now)
 
 
-_DEFAULT_POLICIES: weakref.WeakKeyDictionary[LatticeState, AccessPolicy] = (
+_DEFAULT_POLICIES: weakref.WeakKeyDictionary[LatticeState, tuple[LatticeConfig, AccessPolicy]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def _default_policy(state: LatticeState) -> AccessPolicy:
-    """The app's :class:`~.policy.AccessPolicy`, built once per app."""
-    policy = _DEFAULT_POLICIES.get(state)
-    if policy is None or policy.plans is not state.config.plans:
-        policy = _DEFAULT_POLICIES[state] = AccessPolicy.from_config(state.config)
-    return policy
+    """The :class:`~.policy.AccessPolicy` of an app's settings, built once per app."""
+    cached = _DEFAULT_POLICIES.get(state)
+    if cached is None or cached[0] is not state.config:
+        cached = _DEFAULT_POLICIES[state] = (state.config, AccessPolicy.from_config(state.config))
+    return cached[1]
 
 
 def current_access() -> Access:
@@ -99,11 +100,12 @@ def _load_access(billable: Billable | None) -> Access:
         return Access(plan=None, subscription=None, active=False)
     state = get_state()
     policy: PolicyFunction = state.hooks.access_policy or _default_policy(state)
-    return resolve(subscription_states(billable.key), utcnow(), policy, state.config.plans)
+    rows = subscription_states(billable.key, state.db.session)
+    return resolve(rows, utcnow(), policy, state.config.plans)
 
 
 def current_plan() -> Plan | None:
-    """The billable's effective plan: a live subscription's plan, else the free plan.
+    """The billable's effective plan: the one a subscription grants, else the free plan.
 
     ``None`` for an anonymous request, or when nothing is live and the catalog has no free plan.
     """
@@ -134,10 +136,13 @@ def has_plan(plan: str) -> bool:
 
 
 def has_feature(feature: str) -> bool:
-    """Whether the billable's plan includes ``feature``."""
-    _check_feature(feature)
+    """Whether the billable's plan includes ``feature`` (an unknown ``feature`` raises
+    :class:`~.errors.LatticeError` naming the known ones)."""
     held = current_plan()
-    return held is not None and feature in held.features
+    if held is not None and feature in held.features:
+        return True
+    _check_feature(feature)
+    return False
 
 
 def _check_feature(feature: str) -> None:

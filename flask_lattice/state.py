@@ -69,7 +69,7 @@ def current_billable() -> Billable | None:
         if loader is None:
             from flask_login import current_user
 
-            g.lattice_billable = billable_from_user(current_user)
+            g.lattice_billable = billable_from_user(current_user._get_current_object())
         else:
             g.lattice_billable = loader()
     billable: Billable | None = g.lattice_billable

@@ -18,14 +18,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 import stripe
+import time_machine
 from flask import Blueprint, Flask, render_template_string
 from flask.testing import FlaskClient
-from flask_login import login_user
 
 from flask_lattice import LatticeBilling, LatticeError, UnknownPlanError, requires_feature
 from flask_lattice import requires_plan as requires_plan_public
 from flask_lattice.access import Denial, feature_required, plan_required, requires_plan
 from flask_lattice.models import Subscription, utcnow
+from flask_lattice.projection import Projector
+from flask_lattice.services.standing import SubscriptionState, live_subscription
 from flask_lattice.state import get_state
 
 from .support import host, login, make_user
@@ -93,6 +95,12 @@ def install_gated_views(app: Flask) -> None:
     @requires_plan("pro")
     def item_view(item_id: int) -> str:
         return f"item {item_id}"
+
+    @app.get("/async-pro")
+    @requires_plan("pro")
+    async def async_pro_view() -> str:
+        await asyncio.sleep(0)
+        return "async pro content"
 
     @app.get("/typo-plan")
     @requires_plan("platinum")
@@ -380,7 +388,7 @@ def test_custom_policy_decides_the_plan(app: Flask, client: FlaskClient, user_id
     calls: list[tuple[str, datetime]] = []
 
     @billing_of(app).access_policy
-    def past_due_is_read_only(subscription: Subscription, now: datetime) -> str | None:
+    def past_due_is_read_only(subscription: SubscriptionState, now: datetime) -> str | None:
         calls.append((subscription.status, now))
         if subscription.status == "past_due":
             return "free"
@@ -398,14 +406,21 @@ def test_custom_policy_can_fall_back_on_the_default(
 ) -> None:
     from flask_lattice.access import default_policy
 
+    comped: list[str] = []
+
     @billing_of(app).access_policy
-    def comp_accounts(subscription: Subscription, now: datetime) -> str | None:
-        if subscription.stripe_customer_id == f"cus_test_{user_id}":
+    def comp_accounts(subscription: SubscriptionState, now: datetime) -> str | None:
+        if subscription.stripe_subscription_id in comped:
             return "team"
         return default_policy(subscription, now)
 
-    add_subscription(app, user_id, plan_key="pro", status="canceled")
+    comped.append(add_subscription(app, user_id, plan_key="pro", status="canceled"))
     assert client.get("/team").status_code == 200
+
+    other = make_user(app, email="bob@example.com")
+    add_subscription(app, other, plan_key="pro", status="canceled")
+    login(client, other)
+    assert client.get("/pro", headers=JSON).status_code == 402
 
 
 def test_custom_policy_returning_an_unknown_plan_fails_clearly(
@@ -429,37 +444,42 @@ def test_rows_on_a_plan_no_longer_in_the_catalog_grant_nothing(
 # -- async views -------------------------------------------------------------------------------
 
 
-def test_async_views_stay_coroutine_functions_and_are_gated(app: Flask, user_id: int) -> None:
-    @requires_plan("pro")
-    async def async_report(year: int) -> str:
-        await asyncio.sleep(0)
-        return f"report {year}"
+def test_async_views_stay_coroutine_functions(app: Flask) -> None:
+    view: Any = app.view_functions["async_pro_view"]
+    assert inspect.iscoroutinefunction(view)
+    assert view.__name__ == "async_pro_view"
 
-    assert inspect.iscoroutinefunction(async_report)
-    assert async_report.__name__ == "async_report"
-    user = host(app).db.session
-    with app.test_request_context("/report", headers=JSON):
-        login_user(user.get(host(app).User, user_id))
-        refusal: Any = asyncio.run(async_report(2031))
-        body, status = refusal
-        assert status == 402
-        assert body.json["error"] == "plan_required"
 
+def test_async_views_are_gated_like_sync_ones(
+    app: Flask, client: FlaskClient, user_id: int
+) -> None:
+    refused = client.get("/async-pro", headers=JSON)
+    assert refused.status_code == 402
+    assert refused.json == {"error": "plan_required", "required": "pro", "current": "free"}
+    redirected = client.get("/async-pro")
+    assert redirected.status_code == 302
+    assert urlsplit(redirected.location).path.endswith("/pricing")
     add_subscription(app, user_id)
-    with app.test_request_context("/report"):
-        login_user(user.get(host(app).User, user_id))
-        assert asyncio.run(async_report(2031)) == "report 2031"
+    admitted = client.get("/async-pro")
+    assert (admitted.status_code, admitted.text) == (200, "async pro content")
+
+
+def test_async_views_send_anonymous_to_login(app: Flask, client: FlaskClient) -> None:
+    assert client.get("/async-pro").status_code == 401
 
 
 # -- helpers in views and templates; one query per request ---------------------------------------
 
-TEMPLATE = """
+CHECKS = """
 {%- set plan = lattice_current_plan() -%}
 plan={{ plan.key if plan else 'none' }}
 pro={{ lattice_has_plan('pro') }} team={{ lattice_has_plan('team') }}
 export={{ lattice_has_feature('export') }} seats={{ lattice_has_feature('seats') }}
-sub={{ lattice_subscription().status if lattice_subscription() else 'none' }}
 plans={{ lattice_plans | map(attribute='key') | join(',') }}
+"""
+ROW = """
+{%- set sub = lattice_subscription() -%}
+sub={{ sub.status if sub else 'none' }} raw={{ sub.raw.get('id') if sub else 'none' }}
 """
 
 
@@ -476,13 +496,12 @@ def helper_views(app: Flask) -> None:
             billing.has_plan("team"),
             billing.has_feature("export"),
             billing.current_plan() is not None,
-            billing.subscription() is not None,
         ]
-        return render_template_string(TEMPLATE) + f"checks={checks}"
+        return render_template_string(CHECKS) + f"checks={checks}"
 
     @app.get("/account")
     def account() -> str:
-        return render_template_string(TEMPLATE)
+        return render_template_string(CHECKS + ROW)
 
 
 def test_template_helpers_render_the_effective_plan(
@@ -525,13 +544,44 @@ def test_any_number_of_checks_cost_one_query(
     with lattice_queries(app) as statements:
         response = client.get("/dashboard")
     assert response.status_code == 200
-    assert "checks=[True, True, True, True, True]" in response.text
+    assert "checks=[True, True, True, True]" in response.text
     assert len(statements) == 1, statements
-    assert "lattice_subscriptions" in statements[0]
+    assert "FROM lattice_subscriptions" in statements[0]
+    assert "raw" not in statements[0], "the check reads only the columns it needs"
 
     with lattice_queries(app) as statements:
         client.get("/dashboard")
     assert len(statements) == 1, "the cache is per request, not per process"
+
+
+def test_the_full_row_is_loaded_once_and_only_when_asked_for(
+    app: Flask, client: FlaskClient, user_id: int
+) -> None:
+    billing = billing_of(app)
+
+    @app.get("/row")
+    @requires_plan("pro")
+    def row_view() -> str:
+        row = billing.subscription()
+        assert row is not None and row is billing.subscription()
+        return f"{row.stripe_subscription_id} {row.raw} items={len(row.items)}"
+
+    add_subscription(app, user_id, plan_key="team", status="canceled")
+    granting = add_subscription(app, user_id, raw={"object": "subscription"})
+    with lattice_queries(app) as statements:
+        response = client.get("/row")
+    assert response.text == f"{granting} {{'object': 'subscription'}} items=0"
+    snapshot, row, *on_use = statements
+    assert "raw" not in snapshot
+    assert "WHERE lattice_subscriptions.id =" in row
+    assert len(on_use) == 2, "items and raw load when used, once"
+
+
+def test_template_subscription_helper_is_the_full_row(
+    app: Flask, client: FlaskClient, user_id: int, helper_views: None
+) -> None:
+    add_subscription(app, user_id, raw={"id": "sub_x"})
+    assert "sub=active raw=sub_x" in client.get("/account").text
 
 
 def test_access_reflects_new_rows_on_the_next_request(
@@ -551,3 +601,83 @@ def test_gated_requests_answer_with_stripe_unreachable(
     assert client.get("/pro").text == "pro content"
     assert client.get("/team", headers=JSON).status_code == 402
     assert client.get("/export").text == "export content"
+
+
+# -- one answer for the gates and the status pages ----------------------------------------------
+
+
+def test_status_json_agrees_with_the_gates_past_the_grace_period(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory(LATTICE_PAST_DUE_GRACE=timedelta(days=3))
+    install_gated_views(app)
+    client = app.test_client()
+    user_id = make_user(app)
+    now = utcnow()
+    add_subscription(
+        app,
+        user_id,
+        status="past_due",
+        current_period_start=now - timedelta(days=2),
+        current_period_end=now + timedelta(days=28),
+    )
+    login(client, user_id)
+    assert client.get("/pro").status_code == 200
+    assert client.get("/billing/status.json").json == {
+        "plan": "pro",
+        "plan_name": "Pro",
+        "status": "past_due",
+        "active": True,
+    }
+    with time_machine.travel(now + timedelta(days=1, seconds=1), tick=False):
+        login(client, user_id)
+        assert client.get("/pro", headers=JSON).status_code == 402
+        assert client.get("/billing/status.json").json == {
+            "plan": "free",
+            "plan_name": "Free",
+            "status": "past_due",
+            "active": False,
+        }
+
+
+def test_status_json_follows_a_custom_policy(app: Flask, client: FlaskClient, user_id: int) -> None:
+    billing_of(app).access_policy(lambda subscription, now: "team")
+    add_subscription(app, user_id, status="canceled")
+    assert client.get("/team").status_code == 200
+    assert client.get("/billing/status.json").json == {
+        "plan": "team",
+        "plan_name": "Team",
+        "status": "canceled",
+        "active": True,
+    }
+
+
+def test_rows_projected_before_the_billable_was_known_count_once_it_is(
+    app: Flask, client: FlaskClient, user_id: int
+) -> None:
+    add_subscription(app, user_id, billable_key=None, stripe_customer_id="cus_early")
+    assert client.get("/pro", headers=JSON).status_code == 402
+    with app.app_context():
+        Projector.for_app().link_customer("cus_early", f"user:{user_id}")
+        host(app).db.session.commit()
+    assert client.get("/pro").status_code == 200
+
+
+def test_live_subscription_asks_stripes_status_not_the_access_policy(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory(LATTICE_PAST_DUE_GRACE=timedelta(days=3))
+    user_id = make_user(app)
+    key = f"user:{user_id}"
+    long_past_due = add_subscription(
+        app, user_id, status="past_due", current_period_start=utcnow() - timedelta(days=30)
+    )
+    add_subscription(app, user_id, plan_key="team", status="canceled")
+    with app.app_context():
+        live = live_subscription(key)
+        assert live is not None and live.stripe_subscription_id == long_past_due
+    trial = add_subscription(app, user_id, plan_key="team", status="trialing")
+    with app.app_context():
+        live = live_subscription(key)
+        assert live is not None and live.stripe_subscription_id == trial
+        assert live_subscription("user:nobody") is None

@@ -17,9 +17,9 @@ import pytest
 import time_machine
 from flask import Flask
 
-from flask_lattice.models import Subscription
 from flask_lattice.plans import parse_plans
 from flask_lattice.policy import TRIAL_END_MARGIN, AccessPolicy, resolve
+from flask_lattice.services.standing import SubscriptionState
 
 from .support import TEST_PLANS, login, make_user
 from .test_access import JSON, add_subscription, install_gated_views
@@ -168,7 +168,7 @@ def test_every_status_has_a_row_in_the_docs_table() -> None:
 PLANS = parse_plans(TEST_PLANS)
 
 
-def _row(**fields: Any) -> Subscription:
+def _row(**fields: Any) -> SubscriptionState:
     values: dict[str, Any] = {
         "id": 1,
         "stripe_subscription_id": "sub_1",
@@ -176,11 +176,9 @@ def _row(**fields: Any) -> Subscription:
         "plan_key": "pro",
         "current_period_start": START,
         "current_period_end": END,
-        "cancel_at_period_end": False,
-        "created_at": START,
     }
     values.update(fields)
-    return Subscription(**values)
+    return SubscriptionState(**values)
 
 
 def test_deadline_is_the_earliest_limit() -> None:
@@ -210,3 +208,19 @@ def test_resolve_without_a_free_plan_gives_none() -> None:
     access = resolve([_row(status="canceled")], NOW, AccessPolicy(paid_only), paid_only)
     assert access.plan is None
     assert access.subscription is not None
+
+
+def test_resolve_reports_the_latest_started_row_when_none_grants() -> None:
+    older = _row(id=2, status="canceled", current_period_start=START - timedelta(days=60))
+    newer = _row(id=1, status="unpaid", current_period_start=START)
+    never_paid = _row(id=3, status="incomplete_expired", current_period_start=None)
+    access = resolve([older, newer, never_paid], NOW, AccessPolicy(PLANS), PLANS)
+    assert access.plan is not None and access.plan.key == "free"
+    assert access.subscription is newer
+    assert (access.active, access.status) == (False, "unpaid")
+
+
+def test_resolve_marks_a_granted_plan_active() -> None:
+    access = resolve([_row(status="trialing", trial_end=END)], NOW, AccessPolicy(PLANS), PLANS)
+    assert (access.active, access.status) == (True, "trialing")
+    assert resolve([], NOW, AccessPolicy(PLANS), PLANS).status is None

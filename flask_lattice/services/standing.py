@@ -8,9 +8,10 @@ use :func:`live_subscription` to avoid creating a second subscription.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.orm import scoped_session
 
 from ..models import Subscription
 from ..state import get_state
@@ -25,14 +26,14 @@ class SubscriptionState(NamedTuple):
     id: int
     stripe_subscription_id: str
     status: str
-    plan_key: str | None
-    current_period_start: datetime | None
-    current_period_end: datetime | None
-    cancel_at_period_end: bool
-    cancel_at: datetime | None
-    trial_end: datetime | None
-    pause_collection_behavior: str | None
-    pause_resumes_at: datetime | None
+    plan_key: str | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    cancel_at: datetime | None = None
+    trial_end: datetime | None = None
+    pause_collection_behavior: str | None = None
+    pause_resumes_at: datetime | None = None
 
 
 _TABLE = Subscription.__table__
@@ -45,10 +46,15 @@ _STATES_OF_BILLABLE = sa.select(*(_TABLE.c[name] for name in SubscriptionState._
 )
 
 
-def subscription_states(billable_key: str) -> list[SubscriptionState]:
-    """Every local subscription row of the billable, as snapshots (one query)."""
-    # Core on the session's connection: no ORM overhead, same transaction as the session.
-    connection = get_state().db.session.connection()
+def subscription_states(
+    billable_key: str, session: scoped_session[Any] | None = None
+) -> list[SubscriptionState]:
+    """Every local subscription row of the billable, as snapshots (one query).
+
+    Reads with ``session`` (default: the app's ``db.session``), in its transaction.
+    """
+    # Core on the session's connection: no ORM overhead per request.
+    connection = (session or get_state().db.session).connection()
     result = connection.execute(_STATES_OF_BILLABLE, {"billable_key": billable_key})
     return [SubscriptionState._make(row) for row in result.all()]
 
