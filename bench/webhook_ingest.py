@@ -3,8 +3,9 @@
 1. Ingest: ``POST /billing/webhook`` (verify, store, enqueue) against a bare Flask POST
    route of the same app, both served by gunicorn on loopback: requests per second and
    p50/p99 latency. Target: ingest ≥ 0.5× the bare route.
-2. Workers: events per second that ``flask lattice worker --burst`` processes (each
-   event re-fetches its subscription from the local Stripe sandbox).
+2. Workers: events per second that one ``flask lattice worker --burst`` processes,
+   forking (a work horse per job) and ``--simple`` (jobs in the worker process); each
+   event re-fetches its subscription from the local Stripe sandbox.
 3. Visibility: the time from webhook receipt until a view that reads the local
    ``Subscription`` row sees a plan change made in Stripe, with one worker running.
 
@@ -266,16 +267,16 @@ def _run(
             ingest.append(_load(port, "/billing/webhook", events, options.clients))
         _report_ingest(bare, ingest)
 
-        queued = _keep_queued(app, options.worker_events)
-        started = time.perf_counter()
-        with _process([sys.executable, "-m", "flask", "lattice", "worker", "--burst"], env,
-                      workdir / "worker.log") as worker:  # fmt: skip
-            worker.wait()
-        if os.environ.get("BENCH_SHOW_WORKER_LOG"):
-            print((workdir / "worker.log").read_text()[-4000:])
-        elapsed = time.perf_counter() - started
-        print(f"worker: {queued} events in {elapsed:.1f} s = {queued / elapsed:.0f} events/s "
-              "(one forking worker, one Stripe re-fetch per event)")  # fmt: skip
+        for phase, (kind, flags) in enumerate((("forking", []), ("simple", ["--simple"]))):
+            queued = _keep_queued(app, options.worker_events, phase * options.worker_events)
+            started = time.perf_counter()
+            command = [sys.executable, "-m", "flask", "lattice", "worker", "--burst", *flags]
+            with _process(command, env, workdir / f"worker-{kind}.log") as worker:
+                worker.wait()
+            elapsed = time.perf_counter() - started
+            print(f"worker ({kind}): {queued} events in {elapsed:.1f} s = "
+                  f"{queued / elapsed:.1f} events/s (one worker process including its start, "
+                  "one Stripe re-fetch per event)")  # fmt: skip
 
         sandbox.set_forward_to(f"http://127.0.0.1:{port}/billing/webhook")
         with _process(
@@ -301,15 +302,17 @@ def _show_log_on_error(workdir: Path) -> Iterator[None]:
         raise
 
 
-def _keep_queued(app: Flask, count: int) -> int:
-    """Leave ``count`` stored events queued for the worker phase; settle the rest."""
+def _keep_queued(app: Flask, count: int, offset: int) -> int:
+    """Leave ``count`` stored events (from ``offset`` on) queued for a worker phase."""
     from flask_lattice import queueing
 
     with app.app_context():
-        queueing.queue(app).empty()
+        queueing.queue(app).empty()  # type: ignore[no-untyped-call]
         db = app.extensions["sqlalchemy"]
         ids = list(
-            db.session.scalars(sa.select(WebhookEvent.id).order_by(WebhookEvent.id).limit(count))
+            db.session.scalars(
+                sa.select(WebhookEvent.id).order_by(WebhookEvent.id).offset(offset).limit(count)
+            )
         )
         db.session.execute(
             sa.update(WebhookEvent).where(WebhookEvent.id.not_in(ids)).values(status="processed")
@@ -354,7 +357,8 @@ def _visibility(
                 WebhookEvent.type == "customer.subscription.updated"
             )
         )
-    return max(0.0, seen - received.timestamp())
+    delay: float = max(0.0, seen - received.timestamp())
+    return delay
 
 
 def _plan(port: int, subscription_id: str) -> str | None:

@@ -35,12 +35,20 @@ EVENT_STATUSES = ("received", "processed", "ignored", "failed")
     help="Seconds between heartbeats of a running job; a job whose worker died is "
     "retried about 10 seconds after its last heartbeat.",
 )
-def worker(burst: bool, name: str | None, job_monitoring_interval: int) -> None:
+@click.option(
+    "--simple",
+    is_flag=True,
+    help="Run jobs in this process instead of a forked work horse per job: several "
+    "times faster, less isolated (see the workers documentation).",
+)
+def worker(burst: bool, name: str | None, job_monitoring_interval: int, simple: bool) -> None:
     """Run an RQ worker for the lattice queue (with RQ's scheduler, for retries)."""
     from .worker import build_worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    built = build_worker(app, name=name, job_monitoring_interval=job_monitoring_interval)
+    built = build_worker(
+        app, simple=simple, name=name, job_monitoring_interval=job_monitoring_interval
+    )
     built.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

@@ -1,18 +1,23 @@
 """The lattice queue: one Redis connection per app, enqueueing with retries, and the drain.
 
 Every stored webhook event has one RQ job, whose id is derived from the event id
-(:func:`job_id`). The webhook route enqueues it right after the event is committed.
-When that fails (Redis down), the event is still safe in the database, and
-:func:`drain` enqueues it later: it finds stored events that are not done and whose job
-is missing or ended, and enqueues them again.
+(:func:`job_id`). The webhook route hands the event id to :func:`enqueue_soon` right
+after the event is committed: a background thread of the web process (one per app and
+process, started lazily, so it survives gunicorn's fork) enqueues the ids handed over
+meanwhile in one pipelined ``enqueue_many``, off the request path. When that fails
+(Redis down) or never happens (the process died first), the event is still safe in the
+database, and :func:`drain` enqueues it later: it finds stored events that are not done
+and whose job is missing or ended, and enqueues them again.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -26,6 +31,7 @@ from redis.retry import Retry as ConnectionRetry
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.queue import EnqueueData
 from rq.registry import StartedJobRegistry
 
 from .models import WebhookEvent, utcnow
@@ -125,13 +131,8 @@ def enqueue_event(event_id: str, app: Flask | None = None) -> bool:
         with target.connection.pipeline(transaction=False) as pipe:
             _enqueue(target, get_state(app), event_id, pipe)
             pipe.execute()
-    except RedisError as exc:
-        log.warning(
-            "could not enqueue webhook event %s (%s); it is stored and the next drain "
-            "will enqueue it",
-            event_id,
-            exc,
-        )
+    except RedisError as error:
+        _warn_not_enqueued([event_id], error)
         return False
     return True
 
@@ -139,17 +140,158 @@ def enqueue_event(event_id: str, app: Flask | None = None) -> bool:
 def _enqueue(
     target: Queue, state: LatticeState, event_id: str, pipe: Pipeline[bytes] | None
 ) -> Job:
-    return target.enqueue(
+    jobs = target.enqueue_many([_job_data(event_id, _retry(state))], pipeline=pipe)
+    return jobs[0]
+
+
+def _job_data(event_id: str, retry: Retry) -> EnqueueData:
+    return Queue.prepare_data(
         PROCESS_EVENT,
-        event_id,
+        (event_id,),
         job_id=job_id(event_id),
-        retry=_retry(state),
-        job_timeout=JOB_TIMEOUT,
+        retry=retry,
+        timeout=JOB_TIMEOUT,
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
         description=f"process Stripe event {event_id}",
-        pipeline=pipe,
     )
+
+
+def _warn_not_enqueued(event_ids: list[str], error: RedisError) -> None:
+    for event_id in event_ids:
+        log.warning(
+            "could not enqueue webhook event %s (%s); it is stored and the next drain "
+            "will enqueue it",
+            event_id,
+            error,
+        )
+
+
+# -- the background enqueuer of a web process ---------------------------------------------
+
+
+class Enqueuer:
+    """Enqueues handed-over event ids from a thread of this process, in batches.
+
+    The thread starts on the first hand-over and ends after a second without work. A
+    forked child (a gunicorn worker) starts empty and starts its own thread. Each batch
+    is one pipelined ``enqueue_many``: the ids handed over while the previous batch was
+    sent. It holds the queue, not the app.
+    """
+
+    #: Seconds without work after which the thread ends (a new one starts on demand).
+    IDLE = 1.0
+
+    def __init__(self, target: Queue, retry: Retry) -> None:
+        self.target = target
+        self.retry = retry
+        self._reset()
+
+    def _reset(self) -> None:
+        """Start empty, without a thread (also in a forked child: see below)."""
+        self._lock = threading.Condition()
+        self._pending: list[str] = []
+        self._handed = 0  # ids handed over so far
+        self._settled = 0  # ids enqueued, or given up on (Redis down), so far
+        self._thread: threading.Thread | None = None
+
+    def submit(self, event_id: str) -> None:
+        """Hand over one stored event's id; returns at once."""
+        with self._lock:
+            self._pending.append(event_id)
+            self._handed += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="lattice-enqueuer", daemon=True
+                )
+                self._thread.start()
+            self._lock.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every id handed over so far is enqueued (or given up on)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            goal = self._handed
+            while self._settled < goal:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._lock.wait(self.IDLE)
+                if not self._pending:
+                    self._thread = None
+                    return
+                batch, self._pending = self._pending, []
+            self._send(list(dict.fromkeys(batch)))
+            with self._lock:
+                self._settled += len(batch)
+                self._lock.notify_all()
+
+    def _send(self, event_ids: list[str]) -> None:
+        try:
+            with self.target.connection.pipeline(transaction=False) as pipe:
+                self.target.enqueue_many(
+                    [_job_data(event_id, self.retry) for event_id in event_ids], pipeline=pipe
+                )
+                pipe.execute()
+        except RedisError as error:
+            _warn_not_enqueued(event_ids, error)
+        except Exception:  # never let the thread die with ids in hand; the drain has them
+            log.exception("could not enqueue webhook events %s", ", ".join(event_ids))
+
+
+_enqueuers: weakref.WeakKeyDictionary[LatticeState, Enqueuer] = weakref.WeakKeyDictionary()
+_live_enqueuers: weakref.WeakSet[Enqueuer] = weakref.WeakSet()
+
+
+def _enqueuer(app: Flask | None) -> Enqueuer:
+    state = get_state(app)
+    target = queue(app)
+    current = _enqueuers.get(state)
+    if current is None or current.target is not target:
+        with _connect_lock:
+            current = _enqueuers.get(state)
+            if current is None or current.target is not target:
+                current = Enqueuer(target, _retry(state))
+                _enqueuers[state] = current
+                _live_enqueuers.add(current)
+    return current
+
+
+def enqueue_soon(event_id: str, app: Flask | None = None) -> None:
+    """Hand a stored event to this process's background enqueuer; returns at once.
+
+    If the process dies before the enqueue, or Redis is down (a warning is logged),
+    the event stays ``received`` in the database and the next drain enqueues it.
+    """
+    _enqueuer(app).submit(event_id)
+
+
+def flush_enqueued(app: Flask | None = None, timeout: float = 10.0) -> bool:
+    """Wait until this process has enqueued every event handed to :func:`enqueue_soon`."""
+    current = _enqueuers.get(get_state(app))
+    return current is None or current.flush(timeout)
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for current in list(_live_enqueuers):
+        current.flush(timeout=5.0)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's threads: forget their work and locks."""
+    for current in list(_live_enqueuers):
+        current._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def requeue_event(event_id: str, app: Flask | None = None) -> None:

@@ -2,9 +2,11 @@
 
 The route reads at most ``LATTICE_WEBHOOK_MAX_BYTES``, verifies the raw bytes with the
 SDK against every secret in ``LATTICE_WEBHOOK_SECRETS``, stores the event once by its id
-(a duplicate delivery changes nothing) and, after the commit, enqueues its job. When
-Redis is down it still answers 200: the event is in the database and the drain
-enqueues it later. The worker does the rest (:mod:`flask_lattice.jobs`).
+(a duplicate delivery changes nothing) and, after the commit, hands its id to the
+process's background enqueuer (:func:`flask_lattice.queueing.enqueue_soon`), which
+enqueues its job a moment later. The 200 means "stored": when Redis is down, or the
+process dies before the enqueue, the event is in the database and the drain enqueues
+it later. The worker does the rest (:mod:`flask_lattice.jobs`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def receive() -> Response:
         log.error("could not store webhook event %s: %s", row["id"], error)
         raise ServiceUnavailable("The event could not be stored; Stripe will retry.") from None
     if stored:
-        queueing.enqueue_event(row["id"])
+        queueing.enqueue_soon(row["id"])
     return Response(b"stored\n" if stored else b"duplicate\n", 200, mimetype="text/plain")
 
 

@@ -15,6 +15,7 @@ from flask import Flask
 from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
+from rq.utils import import_attribute
 
 from . import queueing
 from .state import get_state
@@ -30,6 +31,12 @@ class _LatticeMixin:
     """What both worker classes add to RQ: the app, per-job contexts and the drain."""
 
     app: Flask
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """Work the queue, after enqueueing what this process's web side handed over."""
+        queueing.flush_enqueued(self.app)
+        worked: bool = super().work(*args, **kwargs)  # type: ignore[misc]
+        return worked
 
     def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
         """Run one job inside a fresh app context (a new database session per job)."""
@@ -70,6 +77,8 @@ class LatticeWorker(_LatticeMixin, Worker):
         self.app = app
         self.heartbeat_grace = heartbeat_grace
         super().__init__(*args, **kwargs)
+        # Import the job's modules once here, so that no work horse imports them again.
+        import_attribute(queueing.PROCESS_EVENT)
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """The forked child: drop the database connections inherited from the parent."""
@@ -101,8 +110,7 @@ class LatticeSimpleWorker(_LatticeMixin, SimpleWorker):
     def work(self, burst: bool = False, **options: Any) -> bool:  # type: ignore[override]
         """Work the queue (``burst``: until it is empty)."""
         self._burst = burst
-        worked: bool = super().work(burst=burst, **options)
-        return worked
+        return super().work(burst=burst, **options)
 
     def subscribe(self) -> None:
         """Listen for RQ's commands, except in burst mode."""

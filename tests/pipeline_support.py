@@ -51,7 +51,9 @@ def price_ids(sandbox: Any) -> dict[str, str]:
     return {price.lookup_key: price.id for price in listed.data if price.lookup_key}
 
 
-def signup(sandbox: Any, billable_key: str = "user:1", lookup_key: str = PRICE_LOOKUP) -> JSON:
+def signup(
+    sandbox: Any, billable_key: str = "user:1", lookup_key: str = PRICE_LOOKUP
+) -> dict[str, str]:
     """A customer (linked to ``billable_key``) pays a Checkout Session; returns ids."""
     client = sandbox.client()
     customer = client.v1.customers.create(
@@ -76,7 +78,8 @@ def signup(sandbox: Any, billable_key: str = "user:1", lookup_key: str = PRICE_L
 
 def events_since(sandbox: Any, start: int) -> list[JSON]:
     """The sandbox's events from index ``start`` on, oldest first."""
-    return sandbox.events[start:]
+    events: list[JSON] = sandbox.events[start:]
+    return events
 
 
 def snapshot(app: Flask) -> JSON:

@@ -259,3 +259,27 @@ def test_two_workers_on_one_subscription_give_the_result_of_one(
     assert snapshot(app) == alone
     row = _subscription(app, ids["subscription"])
     assert (row.status, row.plan_key) == ("canceled", "team")
+
+
+@pytest.mark.parametrize("simple", [False, True], ids=["forking", "simple"])
+def test_a_worker_runs_jobs_in_a_work_horse_or_with_simple_in_its_own_process(
+    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path, simple: bool
+) -> None:
+    app = app_factory(sandbox=sandbox)
+    ids = signup(sandbox, f"user:simple-{simple}")
+    events = [event for event in sandbox.events if event["type"] != "price.created"]
+    deliver(app.test_client(), events, sandbox.webhook_secret)
+
+    pid_file = tmp_path / "handler.pids"
+    env = {SLOW_EVENT_ENV: "checkout.session.completed", PID_FILE_ENV: str(pid_file)}
+    flags = ["--burst", "--simple"] if simple else ["--burst"]
+    worker = start_worker(app, tmp_path / "worker.log", *flags, **env)
+    try:
+        assert worker.wait(90) == 0
+    finally:
+        _kill_group(worker)
+    (handler_pid,) = (int(pid) for pid in pid_file.read_text().split())
+    assert (handler_pid == worker.pid) is simple
+    assert {status for status, _ in event_statuses(app).values()} <= {"processed", "ignored"}
+    row = _subscription(app, ids["subscription"])
+    assert (row.status, row.plan_key) == ("active", "pro")

@@ -7,12 +7,12 @@ import json
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFProtect  # type: ignore[import-untyped]
 from rq import Queue
 
 from flask_lattice import queueing
@@ -43,7 +43,9 @@ def stored(app: Flask) -> list[WebhookEvent]:
 
 
 def queued(app: Flask) -> list[str]:
+    """The queued job ids, once this process's background enqueuer has caught up."""
     with app.app_context():
+        assert queueing.flush_enqueued(app)
         return list(queueing.queue(app).job_ids)
 
 
@@ -223,6 +225,8 @@ def test_redis_down_still_answers_200_and_the_drain_enqueues_later(
     client = app.test_client()
     response = post_event(client, an_event("evt_while_down"), TEST_WEBHOOK_SECRET)
     assert response.status_code == 200
+    assert queueing.flush_enqueued(app)
+    assert "could not enqueue webhook event evt_while_down" in caplog.text
     assert "the next drain will enqueue it" in caplog.text
     assert [row.status for row in stored(app)] == ["received"]
 
@@ -241,7 +245,7 @@ def test_a_database_outage_answers_503_so_stripe_retries(
 ) -> None:
     app = app_factory()
     with app.app_context():
-        WebhookEvent.__table__.drop(host(app).db.engine)
+        cast(sa.Table, WebhookEvent.__table__).drop(host(app).db.engine)
     response = post_event(app.test_client(), an_event(), TEST_WEBHOOK_SECRET)
     assert response.status_code == 503
     assert "Stripe will retry" in response.get_data(as_text=True)
