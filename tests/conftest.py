@@ -9,7 +9,6 @@ turns a missing backend into a failure instead of a skip.
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,7 +23,6 @@ from flask_login import LoginManager, UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_lattice import LatticeBilling
 from flask_lattice.testing import ensure_prices
@@ -36,6 +34,7 @@ from .support import (
     UNREACHABLE_API,
     HostParts,
     host,
+    serving,
 )
 
 PG_URL = os.environ.get("LATTICE_TEST_DATABASE_URL")
@@ -219,13 +218,5 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def live_server(app: Flask, sandbox: Any) -> Iterator[str]:
     """Serve ``app`` over real HTTP and point the sandbox's webhook forwarding at it."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{server.server_port}"
-    prefix = app.config["LATTICE_URL_PREFIX"]
-    sandbox.set_forward_to(f"{base_url}{prefix}/webhook")
-    yield base_url
-    sandbox.set_forward_to(None)
-    server.shutdown()
-    thread.join()
+    with serving(app, sandbox) as base_url:
+        yield base_url

@@ -6,17 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from flask_lattice import queueing
@@ -134,22 +131,6 @@ def deliver(
     for event in events:
         response = post_event(client, event, secret)
         assert response.status_code == 200, response.get_data(as_text=True)
-
-
-@contextmanager
-def serving(app: Flask, sandbox: Any) -> Iterator[str]:
-    """Serve ``app`` over real HTTP and forward the sandbox's webhooks to it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{server.server_port}"
-    sandbox.set_forward_to(f"{base_url}/billing/webhook")
-    try:
-        yield base_url
-    finally:
-        sandbox.set_forward_to(None)
-        server.shutdown()
-        thread.join()
 
 
 def start_worker(app: Flask, log: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:

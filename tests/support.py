@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.serving import make_server
 
 from flask_lattice import LatticeBilling
+from flask_lattice.models import Subscription
 from flask_lattice.testing import PriceSpec
 
 TEST_PLANS: list[dict[str, Any]] = [
@@ -77,3 +83,32 @@ def run_worker(app: Flask) -> None:
     from flask_lattice.worker import build_worker
 
     build_worker(app, simple=True).work(burst=True)
+
+
+@contextmanager
+def serving(app: Flask, sandbox: Any) -> Iterator[str]:
+    """Serve ``app`` over real HTTP and forward the sandbox's webhooks to it; yields the URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    prefix = app.config["LATTICE_URL_PREFIX"]
+    sandbox.set_forward_to(f"{base_url}{prefix}/webhook")
+    try:
+        yield base_url
+    finally:
+        sandbox.set_forward_to(None)
+        server.shutdown()
+        thread.join()
+
+
+def subscription_row(app: Flask, subscription_id: str) -> Subscription:
+    """The local row of ``subscription_id``, detached from the session (it must exist)."""
+    with app.app_context():
+        session = host(app).db.session
+        row = session.scalar(
+            sa.select(Subscription).where(Subscription.stripe_subscription_id == subscription_id)
+        )
+        assert row is not None
+        session.expunge(row)
+        return row

@@ -16,9 +16,8 @@ import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 
-from .pipeline_support import serving
 from .spine_support import post_checkout, session_id_of, signed_in
-from .support import login, run_worker
+from .support import login, run_worker, serving
 from .test_access import JSON, install_gated_views
 
 FAILS_ON_CHARGE = "4000000000000341"

@@ -8,9 +8,7 @@ sandbox's hosted page, the webhooks delivered to the app served over HTTP, and a
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from demo_app import create_app, settings
 from demo_app.extensions import db
@@ -26,7 +23,7 @@ from demo_app.models import Note, User
 from flask_lattice.models import Subscription
 from flask_lattice.testing import ensure_prices
 
-from .support import run_worker
+from .support import run_worker, serving
 
 PASSWORD = "correct horse battery"
 
@@ -83,25 +80,9 @@ def sign_up(client: FlaskClient, email: str = "ada@example.com", name: str = "Ad
     assert response.headers["Location"] == "/dashboard"
 
 
-@contextmanager
-def served(app: Flask, sandbox: Any) -> Iterator[str]:
-    """Serve ``app`` over HTTP and forward the sandbox's webhooks to it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    sandbox.set_forward_to(f"{url}/billing/webhook")
-    try:
-        yield url
-    finally:
-        sandbox.set_forward_to(None)
-        server.shutdown()
-        thread.join()
-
-
 def subscribe(app: Flask, client: FlaskClient, sandbox: Any, plan: str = "pro") -> None:
     """Pay Checkout for ``plan`` on the sandbox, deliver its webhooks and process them."""
-    with served(app, sandbox):
+    with serving(app, sandbox):
         response = client.post("/billing/checkout", data={"plan": plan, "interval": "month"})
         assert response.status_code == 303, response.text
         session_id = urlsplit(response.headers["Location"]).path.rsplit("/", 1)[-1]
@@ -287,7 +268,7 @@ def test_past_due_banner_links_to_the_payment_method_update(
     with demo.app_context():
         customer_id = db.session.scalar(sa.select(Subscription.stripe_customer_id))
     sandbox.update_payment_method(customer_id, "4000000000000341")
-    with served(demo, sandbox):
+    with serving(demo, sandbox):
         sandbox.advance(days=32)
         assert sandbox.wait_for_deliveries()
     run_worker(demo)

@@ -22,7 +22,7 @@ from flask import Flask
 from rq import Worker
 
 from flask_lattice import queueing
-from flask_lattice.models import Subscription, WebhookEvent
+from flask_lattice.models import WebhookEvent
 
 from .pipeline_app import PID_FILE_ENV, SLOW_EVENT_ENV
 from .pipeline_support import (
@@ -30,23 +30,12 @@ from .pipeline_support import (
     empty_database,
     event_statuses,
     price_ids,
-    serving,
     signup,
     snapshot,
     start_worker,
     wait_for,
 )
-from .support import host, run_worker
-
-
-def _subscription(app: Flask, subscription_id: str) -> Subscription:
-    with app.app_context():
-        row = host(app).db.session.scalar(
-            sa.select(Subscription).where(Subscription.stripe_subscription_id == subscription_id)
-        )
-        assert row is not None
-        host(app).db.session.expunge(row)
-        return row
+from .support import host, run_worker, serving, subscription_row
 
 
 def _stored_events(app: Flask) -> list[dict[str, Any]]:
@@ -83,7 +72,7 @@ def test_each_event_delivered_three_times_gives_the_state_of_one_delivery(
     assert set(statuses) == event_ids
     assert all(attempts == 1 for _, attempts in statuses.values()), statuses
     tripled = snapshot(app)
-    row = _subscription(app, ids["subscription"])
+    row = subscription_row(app, ids["subscription"])
     assert (row.status, row.plan_key, row.billable_key) == ("active", "pro", "user:dup")
 
     # The same events, delivered once each, into an empty database.
@@ -141,7 +130,7 @@ def test_redis_down_during_delivery_loses_nothing(
         after = event_statuses(app)
         assert set(after) == set(statuses)
         assert {status for status, _ in after.values()} <= {"processed", "ignored"}
-        row = _subscription(app, ids["subscription"])
+        row = subscription_row(app, ids["subscription"])
         assert (row.status, row.plan_key, row.billable_key) == ("active", "pro", "user:outage")
     finally:
         redis.kill()
@@ -208,7 +197,7 @@ def test_a_worker_killed_mid_job_is_retried_and_the_event_ends_processed_once(
         attempts == 1 for event_id, (_, attempts) in statuses.items() if event_id != slow_event
     )
     assert len(pid_file.read_text().split()) == 2
-    row = _subscription(app, ids["subscription"])
+    row = subscription_row(app, ids["subscription"])
     assert (row.status, row.plan_key, row.billable_key) == ("active", "pro", "user:killed")
 
 
@@ -257,7 +246,7 @@ def test_two_workers_on_one_subscription_give_the_result_of_one(
     assert all(status in ("processed", "ignored") for status, _ in statuses.values())
     assert all(attempts == 1 for _, attempts in statuses.values()), statuses
     assert snapshot(app) == alone
-    row = _subscription(app, ids["subscription"])
+    row = subscription_row(app, ids["subscription"])
     assert (row.status, row.plan_key) == ("canceled", "team")
 
 
@@ -281,5 +270,5 @@ def test_a_worker_runs_jobs_in_a_work_horse_or_with_simple_in_its_own_process(
     (handler_pid,) = (int(pid) for pid in pid_file.read_text().split())
     assert (handler_pid == worker.pid) is simple
     assert {status for status, _ in event_statuses(app).values()} <= {"processed", "ignored"}
-    row = _subscription(app, ids["subscription"])
+    row = subscription_row(app, ids["subscription"])
     assert (row.status, row.plan_key) == ("active", "pro")

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_lattice import signals
-from flask_lattice.models import Customer, Subscription
+from flask_lattice.models import Customer
 
 from .pipeline_support import JSON, deliver, event_statuses, post_event, signup
-from .support import TEST_WEBHOOK_SECRET, host, run_worker
+from .support import TEST_WEBHOOK_SECRET, host, run_worker, subscription_row
 
 
 @pytest.fixture
@@ -39,16 +39,6 @@ def received() -> Iterator[dict[str, list[dict[str, Any]]]]:
         signal.disconnect(receiver)
 
 
-def _sub(app: Flask, subscription_id: str) -> Subscription:
-    with app.app_context():
-        row = host(app).db.session.scalar(
-            sa.select(Subscription).where(Subscription.stripe_subscription_id == subscription_id)
-        )
-        assert row is not None
-        host(app).db.session.expunge(row)
-        return row
-
-
 def test_signup_projects_links_and_signals(
     app: Flask, sandbox: Any, received: dict[str, list[dict[str, Any]]]
 ) -> None:
@@ -57,7 +47,7 @@ def test_signup_projects_links_and_signals(
     events = sandbox.events[start:]
     deliver(app.test_client(), events, sandbox.webhook_secret)
     run_worker(app)
-    row = _sub(app, ids["subscription"])
+    row = subscription_row(app, ids["subscription"])
     assert (row.status, row.plan_key, row.billable_key) == ("active", "pro", "user:7")
     assert row.current_period_end is not None and row.current_period_start is not None
     assert row.price_ids == [row.items[0].price_id] if row.items else True
@@ -87,7 +77,7 @@ def test_dunning_sends_payment_failed_and_ends_canceled(
     sandbox.advance(days=32)
     deliver(app.test_client(), sandbox.events, sandbox.webhook_secret)
     run_worker(app)
-    assert _sub(app, ids["subscription"]).status == "past_due"
+    assert subscription_row(app, ids["subscription"]).status == "past_due"
     failed = received["lattice.payment-failed"]
     assert failed and failed[0]["billable_key"] == "user:late"
     assert failed[0]["subscription_id"] == ids["subscription"]
@@ -97,7 +87,7 @@ def test_dunning_sends_payment_failed_and_ends_canceled(
     later = [event for event in sandbox.events if event["id"] not in seen]
     deliver(app.test_client(), later, sandbox.webhook_secret)
     run_worker(app)
-    row = _sub(app, ids["subscription"])
+    row = subscription_row(app, ids["subscription"])
     assert (row.status, row.ended_at is not None) == ("canceled", True)
     # Events are re-fetched: the first projection already saw the past_due state.
     statuses = [change["new_status"] for change in received["lattice.subscription-changed"]]
@@ -175,7 +165,7 @@ def test_a_failing_handler_marks_the_event_failed_and_replay_recovers_it(
     assert result.exit_code == 0, result.output
     run_worker(app)
     assert event_statuses(app)[event_id] == ("processed", 1)
-    assert _sub(app, ids["subscription"]).status == "active"
+    assert subscription_row(app, ids["subscription"]).status == "active"
 
 
 def _subscription_event(
@@ -225,7 +215,7 @@ def test_trusted_payloads_never_let_an_older_snapshot_win(
         assert post_event(client, event, TEST_WEBHOOK_SECRET).status_code == 200
     run_worker(app)
     assert event_statuses(app) == {"evt_newer": ("processed", 1), "evt_older": ("processed", 1)}
-    row = _sub(app, "sub_trusted")
+    row = subscription_row(app, "sub_trusted")
     assert (row.status, row.plan_key, row.billable_key) == ("active", "team", "user:trusted")
     assert (row.watermark_event_id, int(row.watermark_created.timestamp())) == (
         "evt_newer",
@@ -243,4 +233,4 @@ def test_trusted_payloads_never_let_an_older_snapshot_win(
     statuses = event_statuses(app)
     assert statuses["evt_newest"] == ("processed", 1)
     assert statuses["evt_tie"][0] == "failed"
-    assert _sub(app, "sub_trusted").status == "past_due"
+    assert subscription_row(app, "sub_trusted").status == "past_due"
