@@ -94,8 +94,9 @@ def _verify(payload: bytes, header: str | None, secrets: tuple[str, ...], tolera
 
 
 def _event_row(payload: bytes) -> dict[str, Any]:
+    text = payload.decode("utf-8")  # verified bodies are UTF-8: the signature check decodes them
     try:
-        event = json.loads(payload)
+        event = json.loads(text)
     except ValueError:
         raise WebhookRejected("The body is not JSON.") from None
     if not isinstance(event, dict):
@@ -118,7 +119,7 @@ def _event_row(payload: bytes) -> dict[str, Any]:
         "created": from_timestamp(created),
         "livemode": event.get("livemode") is True,
         "api_version": api_version if isinstance(api_version, str) else None,
-        "payload": payload.decode(),
+        "payload": text,
         "received_at": utcnow(),
         "status": "received",
         "attempts": 0,

@@ -160,8 +160,9 @@ def test_an_oversized_body_without_content_length_gets_413(
         (json.dumps({"object": "event", "type": "x", "created": 1}).encode(), "needs an id"),
         (json.dumps({"id": "evt_1", "created": 1}).encode(), "needs an id"),
         (json.dumps({"id": "evt_1", "type": "x", "created": "soon"}).encode(), "needs an id"),
+        (json.dumps({"id": "evt_1", "type": "x", "created": 1}).encode("utf-16"), "not UTF-8"),
     ],
-    ids=["text", "binary", "array", "no-id", "no-type", "bad-created"],
+    ids=["text", "binary", "array", "no-id", "no-type", "bad-created", "utf-16-event"],
 )
 def test_a_signed_body_that_is_not_an_event_is_refused(
     web: Flask, body: bytes, reason: str
