@@ -53,9 +53,13 @@ def chromium_executable() -> str:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per module.
+
+    Playwright's sync API keeps an event loop running in the main thread while it is open;
+    closing it with the module keeps that loop away from later tests (async views).
+    """
     executable = chromium_executable()
     from playwright.sync_api import sync_playwright
 
@@ -67,7 +71,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
     """The demo, started by its runner like ``make demo``; stopped with SIGINT at the end."""
     chromium_executable()
