@@ -167,3 +167,16 @@ def empty_database(app: Flask) -> None:
             session.execute(table.delete())
         session.commit()
         queueing.redis_connection(app).flushdb()
+
+
+def switch_price(sandbox: Any, subscription_id: str, lookup_key: str) -> None:
+    """Move the subscription's only item to the price ``lookup_key``, with prorations."""
+    client = sandbox.client()
+    item = client.v1.subscriptions.retrieve(subscription_id)["items"].data[0]
+    client.v1.subscriptions.update(
+        subscription_id,
+        params={
+            "items": [{"id": item.id, "price": price_ids(sandbox)[lookup_key]}],
+            "proration_behavior": "create_prorations",
+        },
+    )

@@ -29,10 +29,10 @@ from .pipeline_support import (
     deliver,
     empty_database,
     event_statuses,
-    price_ids,
     signup,
     snapshot,
     start_worker,
+    switch_price,
     wait_for,
 )
 from .support import host, run_worker, serving, subscription_row
@@ -207,14 +207,7 @@ def test_two_workers_on_one_subscription_give_the_result_of_one(
     app = app_factory(sandbox=sandbox)
     client = sandbox.client()
     ids = signup(sandbox, "user:pair")
-    item = client.v1.subscriptions.retrieve(ids["subscription"])["items"].data[0]
-    client.v1.subscriptions.update(
-        ids["subscription"],
-        params={
-            "items": [{"id": item.id, "price": price_ids(sandbox)["team_monthly"]}],
-            "proration_behavior": "create_prorations",
-        },
-    )
+    switch_price(sandbox, ids["subscription"], "team_monthly")
     client.v1.subscriptions.update(ids["subscription"], params={"cancel_at_period_end": True})
     sandbox.advance(days=32)
     events = [event for event in sandbox.events if event["type"] != "price.created"]

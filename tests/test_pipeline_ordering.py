@@ -26,9 +26,9 @@ from .pipeline_support import (
     empty_database,
     event_statuses,
     events_since,
-    price_ids,
     signup,
     snapshot,
+    switch_price,
 )
 from .support import TEST_PRICES, run_worker
 
@@ -52,14 +52,7 @@ def _record(sandbox: Any) -> dict[str, list[JSON]]:
 
     def upgrade() -> str:
         ids = signup(sandbox, "user:upgrade")
-        item = client.v1.subscriptions.retrieve(ids["subscription"])["items"].data[0]
-        client.v1.subscriptions.update(
-            ids["subscription"],
-            params={
-                "items": [{"id": item.id, "price": price_ids(sandbox)["team_monthly"]}],
-                "proration_behavior": "create_prorations",
-            },
-        )
+        switch_price(sandbox, ids["subscription"], "team_monthly")
         return ids["customer"]
 
     def cancel_at_period_end() -> str:
