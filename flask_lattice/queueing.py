@@ -311,14 +311,16 @@ def recover_abandoned(app: Flask | None = None) -> None:
 def drain(app: Flask | None = None, *, min_age: float = 0.0, limit: int = 1000) -> list[str]:
     """Enqueue stored events that are not done and have no live job; return their ids.
 
-    ``min_age`` (seconds) skips events received very recently, whose job the webhook
-    route is enqueueing right now. Events that RQ is retrying (status ``failed``, job
-    scheduled) are left alone. A job whose worker died is first handed to RQ's own
-    abandoned-job handling. An event whose jobs died more often than the retries allow
-    is marked ``failed`` instead of enqueued again. Raises ``RedisError`` when Redis
-    cannot be reached.
+    This process's own background enqueuer is flushed first, so events it holds are not
+    enqueued twice. ``min_age`` (seconds) skips events received very recently, whose job
+    another web process is enqueueing right now. Events that RQ is retrying (status
+    ``failed``, job scheduled) are left alone. A job whose worker died is first handed
+    to RQ's own abandoned-job handling. An event whose jobs died more often than the
+    retries allow is marked ``failed`` instead of enqueued again. Raises ``RedisError``
+    when Redis cannot be reached.
     """
     state = get_state(app)
+    flush_enqueued(app)
     recover_abandoned(app)
     cutoff = utcnow() - timedelta(seconds=min_age)
     table = cast(sa.Table, WebhookEvent.__table__)
