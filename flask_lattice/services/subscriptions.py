@@ -30,9 +30,9 @@ from .checkout import sellable_plan
 from .customers import find_customer
 from .portal import SubscriptionNotFound, default_subscription, owned_subscription
 from .prices import offered_price
+from .standing import LIVE_STATUSES
 
 #: Statuses whose subscriptions can be changed here.
-OPERABLE_STATUSES = ("active", "trialing", "past_due")
 #: How long a swap preview can be confirmed (seconds).
 PREVIEW_MAX_AGE = 30 * 60
 MAX_QUANTITY = 10_000
@@ -136,7 +136,7 @@ def load_target(billable: Billable, subscription_id: str | None) -> Target:
         raise SubscriptionNotFound() from None
     if live["customer"] != customer.stripe_customer_id:
         raise SubscriptionNotFound()
-    if live["status"] not in OPERABLE_STATUSES:
+    if live["status"] not in LIVE_STATUSES:
         raise OperationConflict(f"This subscription is {live['status']} and cannot be changed.")
     catalog = get_state().config.plans
     items = list(live["items"]["data"])
