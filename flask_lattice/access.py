@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,13 +19,12 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import defer, lazyload
 
 from .billable import Billable
-from .config import LatticeConfig
 from .errors import LatticeError
 from .models import Subscription, utcnow
 from .plans import Plan
-from .policy import Access, AccessPolicy, PolicyFunction, resolve
+from .policy import Access, PolicyFunction, resolve
 from .services.standing import SubscriptionState, subscription_states
-from .state import LatticeState, current_billable, get_state
+from .state import current_billable, get_state
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,20 +67,7 @@ class Denial:
 
 def default_policy(subscription: SubscriptionState, now: datetime) -> str | None:
     """The built-in policy of the current app, for custom policies to fall back on."""
-    return _default_policy(get_state())(subscription, now)
-
-
-_DEFAULT_POLICIES: weakref.WeakKeyDictionary[LatticeState, tuple[LatticeConfig, AccessPolicy]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _default_policy(state: LatticeState) -> AccessPolicy:
-    """The :class:`~.policy.AccessPolicy` of an app's settings, built once per app."""
-    cached = _DEFAULT_POLICIES.get(state)
-    if cached is None or cached[0] is not state.config:
-        cached = _DEFAULT_POLICIES[state] = (state.config, AccessPolicy.from_config(state.config))
-    return cached[1]
+    return get_state().default_policy(subscription, now)
 
 
 def current_access() -> Access:
@@ -99,7 +84,7 @@ def _load_access(billable: Billable | None) -> Access:
     if billable is None:
         return Access(plan=None, subscription=None, active=False)
     state = get_state()
-    policy: PolicyFunction = state.hooks.access_policy or _default_policy(state)
+    policy: PolicyFunction = state.hooks.access_policy or state.default_policy
     rows = subscription_states(billable.key, state.db.session)
     return resolve(rows, utcnow(), policy, state.config.plans)
 

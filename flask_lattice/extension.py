@@ -16,6 +16,7 @@ from flask import Flask
 from . import access, cli, config, subscription_views, views
 from .errors import LatticeError
 from .models import attach_tables
+from .policy import AccessPolicy
 from .state import EXTENSION_KEY, EventHandler, Hooks, LatticeState
 from .stripe_api import StripeGateway
 from .subscriptions import SubscriptionsFacade
@@ -79,6 +80,7 @@ class LatticeBilling:
             db=database,
             hooks=self.hooks,
             stripe=StripeGateway.from_config(settings),
+            default_policy=AccessPolicy.from_config(settings),
         )
         app.register_blueprint(views.blueprint, url_prefix=settings.url_prefix)
         access.install_template_helpers(app)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, g
+from flask_login import current_user
 
 from .billable import Billable, billable_from_user
 from .config import LatticeConfig
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
     from redis import Redis
 
+    from .policy import AccessPolicy
     from .stripe_api import StripeGateway
 
 EXTENSION_KEY = "lattice"
@@ -43,6 +45,8 @@ class LatticeState:
     db: SQLAlchemy
     hooks: Hooks
     stripe: StripeGateway
+    #: The built-in access policy of ``config``, used unless ``hooks.access_policy`` is set.
+    default_policy: AccessPolicy
     redis: Redis[bytes] | None = None
 
 
@@ -67,8 +71,6 @@ def current_billable() -> Billable | None:
     if "lattice_billable" not in g:
         loader = get_state().hooks.billable_loader
         if loader is None:
-            from flask_login import current_user
-
             g.lattice_billable = billable_from_user(current_user._get_current_object())
         else:
             g.lattice_billable = loader()

@@ -112,3 +112,46 @@ def subscription_row(app: Flask, subscription_id: str) -> Subscription:
         assert row is not None
         session.expunge(row)
         return row
+
+
+@contextmanager
+def driver_statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the database driver runs for ``app`` inside the block.
+
+    Counted below SQLAlchemy, on each connection checked out meanwhile, so statements
+    that run straight on a DB-API cursor (:mod:`flask_lattice.direct`) count too.
+    """
+    statements: list[str] = []
+    with app.app_context():
+        engine = host(app).db.engine
+    restore: dict[int, Any] = {}
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if engine.dialect.name == "sqlite":
+            dbapi_connection.set_trace_callback(statements.append)
+            restore[id(dbapi_connection)] = lambda: dbapi_connection.set_trace_callback(None)
+            return
+        original = dbapi_connection.cursor_factory
+
+        class RecordingCursor(original):  # type: ignore[misc,valid-type]
+            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                statements.append(query if isinstance(query, str) else query.as_string(self))
+                return super().execute(query, *args, **kwargs)
+
+        dbapi_connection.cursor_factory = RecordingCursor
+        restore[id(dbapi_connection)] = lambda: setattr(
+            dbapi_connection, "cursor_factory", original
+        )
+
+    def untrace(dbapi_connection: Any, _record: Any) -> None:
+        undo = restore.pop(id(dbapi_connection), None)
+        if undo is not None:
+            undo()
+
+    sa.event.listen(engine, "checkout", trace)
+    sa.event.listen(engine, "checkin", untrace)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "checkout", trace)
+        sa.event.remove(engine, "checkin", untrace)

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import sqlalchemy as sa
 import stripe
 import time_machine
 from flask import Blueprint, Flask, render_template_string
@@ -30,7 +29,7 @@ from flask_lattice.projection import Projector
 from flask_lattice.services.standing import SubscriptionState, live_subscription
 from flask_lattice.state import get_state
 
-from .support import host, login, make_user
+from .support import driver_statements, host, login, make_user
 
 JSON = {"Accept": "application/json"}
 _ids = itertools.count(1)
@@ -148,20 +147,11 @@ def user_id(app: Flask, client: FlaskClient) -> int:
 
 @contextmanager
 def lattice_queries(app: Flask) -> Iterator[list[str]]:
-    """Collect the SQL statements that read the lattice tables."""
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "lattice_" in statement:
-            statements.append(statement)
-
-    with app.app_context():
-        engine = host(app).db.engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
+    """Collect the SQL statements the driver runs that read the lattice tables."""
+    with driver_statements(app) as statements:
+        lattice: list[str] = []
+        yield lattice
+    lattice.extend(statement for statement in statements if "lattice_" in statement)
 
 
 # -- gates: ranking and features -------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import scoped_session
 
+from ..direct import DirectStatement
 from ..models import Subscription
 from ..state import get_state
 
@@ -38,11 +39,13 @@ class SubscriptionState(NamedTuple):
 
 _TABLE = Subscription.__table__
 
-# Built once, with a bound parameter, so each request reuses the compiled statement.
+# Every gated request runs this, so it is a DirectStatement: compiled once per dialect.
 # Matching on billable_key alone is complete: when the projection learns which billable
 # a customer belongs to, it fills in billable_key on that customer's earlier rows.
-_STATES_OF_BILLABLE = sa.select(*(_TABLE.c[name] for name in SubscriptionState._fields)).where(
-    _TABLE.c.billable_key == sa.bindparam("billable_key")
+_STATES_OF_BILLABLE = DirectStatement(
+    sa.select(*(_TABLE.c[name] for name in SubscriptionState._fields)).where(
+        _TABLE.c.billable_key == sa.bindparam("billable_key")
+    )
 )
 
 
@@ -53,10 +56,9 @@ def subscription_states(
 
     Reads with ``session`` (default: the app's ``db.session``), in its transaction.
     """
-    # Core on the session's connection: no ORM overhead per request.
     connection = (session or get_state().db.session).connection()
-    result = connection.execute(_STATES_OF_BILLABLE, {"billable_key": billable_key})
-    return [SubscriptionState._make(row) for row in result.all()]
+    rows = _STATES_OF_BILLABLE.rows(connection, {"billable_key": billable_key})
+    return [SubscriptionState._make(row) for row in rows]
 
 
 def live_subscription(billable_key: str) -> SubscriptionState | None:
