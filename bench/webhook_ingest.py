@@ -46,6 +46,7 @@ from flask_lattice.testing import PriceSpec, ensure_prices, sign_payload
 CONFIG_ENV = "LATTICE_BENCH_CONFIG"
 APP_MODULE = "bench.webhook_ingest"
 TARGET = 0.5
+WEBHOOK = "/billing/webhook"
 PLANS = [
     {"key": "free", "name": "Free", "rank": 0},
     {"key": "pro", "name": "Pro", "rank": 10, "prices": {"month": "pro_monthly"}},
@@ -144,10 +145,12 @@ def _post(port: int, path: str, body: bytes, headers: dict[str, str]) -> float:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     connection.request("POST", path, body=body, headers=headers)
     response = connection.getresponse()
-    response.read()
+    answer = response.read()
     connection.close()
     if response.status != 200:
         raise RuntimeError(f"POST {path} answered {response.status}")
+    if path == WEBHOOK and answer != b"stored\n":
+        raise RuntimeError(f"POST {path} answered {answer!r}: every event must be new")
     return time.perf_counter() - started
 
 
@@ -177,8 +180,13 @@ def _signed(events: list[dict[str, Any]], secret: str) -> list[tuple[bytes, dict
     return signed
 
 
+#: Tags this run's event ids, so a reused ``--database-url`` never sees a duplicate.
+RUN = f"{int(time.time() * 1000):x}"
+
+
 def _copies(template: dict[str, Any], count: int, tag: str) -> list[dict[str, Any]]:
-    return [{**template, "id": f"evt_bench_{tag}_{index:06d}"} for index in range(count)]
+    """``count`` copies of ``template`` with new ids, each stored as a new event."""
+    return [{**template, "id": f"evt_bench_{RUN}_{tag}_{index:06d}"} for index in range(count)]
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -264,7 +272,7 @@ def _run(
         for round_number in range(options.rounds):
             events = _signed(_copies(template, options.requests, f"r{round_number}"), secret)
             bare.append(_load(port, "/bare", events, options.clients))
-            ingest.append(_load(port, "/billing/webhook", events, options.clients))
+            ingest.append(_load(port, WEBHOOK, events, options.clients))
         _report_ingest(bare, ingest)
 
         for phase, (kind, flags) in enumerate((("forking", []), ("simple", ["--simple"]))):
@@ -278,7 +286,7 @@ def _run(
                   f"{queued / elapsed:.1f} events/s (one worker process including its start, "
                   "one Stripe re-fetch per event)")  # fmt: skip
 
-        sandbox.set_forward_to(f"http://127.0.0.1:{port}/billing/webhook")
+        sandbox.set_forward_to(f"http://127.0.0.1:{port}{WEBHOOK}")
         with _process(
             [sys.executable, "-m", "flask", "lattice", "worker"], env, workdir / "w2.log"
         ):

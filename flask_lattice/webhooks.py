@@ -155,11 +155,11 @@ _statements: dict[str, DirectStatement] = {}
 
 
 def _store(engine: sa.Engine, row: dict[str, Any]) -> bool:
-    """Insert the event in its own short transaction; False for a duplicate delivery.
+    """Insert the event, committed at once; False for a duplicate delivery.
 
     The hot path of the route, so it runs as a :class:`~.direct.DirectStatement`.
     """
     dialect = engine.dialect.name
     if dialect not in _statements:
         _statements[dialect] = _insert_ignoring_duplicates(dialect)
-    return bool(_statements[dialect].run_and_commit(engine, row))
+    return bool(_statements[dialect].run_alone(engine, row))

@@ -96,8 +96,8 @@ def _event(event_id: str) -> dict[str, Any]:
 INSERT_EVENT = DirectStatement(sa.insert(EVENTS).returning(EVENTS.c.id), list(_event("evt")))
 
 
-def test_run_and_commit_commits_and_converts_bound_values(engine: sa.Engine) -> None:
-    assert INSERT_EVENT.run_and_commit(engine, _event("evt_1")) == [("evt_1",)]
+def test_run_alone_commits_and_converts_bound_values(engine: sa.Engine) -> None:
+    assert INSERT_EVENT.run_alone(engine, _event("evt_1")) == [("evt_1",)]
     with engine.connect() as connection:
         row = connection.execute(sa.select(EVENTS)).one()
     assert (row.id, row.created, row.livemode, row.api_version) == ("evt_1", START, False, None)
@@ -106,11 +106,11 @@ def test_run_and_commit_commits_and_converts_bound_values(engine: sa.Engine) -> 
 def test_a_failing_statement_raises_sqlalchemys_error_and_keeps_nothing(
     engine: sa.Engine,
 ) -> None:
-    INSERT_EVENT.run_and_commit(engine, _event("evt_1"))
+    INSERT_EVENT.run_alone(engine, _event("evt_1"))
     with pytest.raises(sa.exc.IntegrityError):
-        INSERT_EVENT.run_and_commit(engine, _event("evt_1"))
+        INSERT_EVENT.run_alone(engine, _event("evt_1"))
     # The pooled connection went back usable, with the failed transaction rolled back.
-    assert INSERT_EVENT.run_and_commit(engine, _event("evt_2")) == [("evt_2",)]
+    assert INSERT_EVENT.run_alone(engine, _event("evt_2")) == [("evt_2",)]
     with engine.connect() as connection:
         assert connection.scalar(sa.select(sa.func.count()).select_from(EVENTS)) == 2
 
@@ -119,7 +119,7 @@ def test_a_missing_value_is_refused_before_anything_is_sent(engine: sa.Engine) -
     values = _event("evt_1")
     del values["status"]
     with pytest.raises(sa.exc.InvalidRequestError, match="status"):
-        INSERT_EVENT.run_and_commit(engine, values)
+        INSERT_EVENT.run_alone(engine, values)
 
 
 def _closed_port() -> int:
@@ -139,4 +139,15 @@ def test_an_unreachable_database_raises_sqlalchemys_operational_error(
     )
     engine = sa.create_engine(url)
     with pytest.raises(sa.exc.OperationalError):
-        INSERT_EVENT.run_and_commit(engine, _event("evt_1"))
+        INSERT_EVENT.run_alone(engine, _event("evt_1"))
+
+
+def test_the_pooled_connection_goes_back_to_transactions_after_run_alone(
+    engine: sa.Engine,
+) -> None:
+    INSERT_EVENT.run_alone(engine, _event("evt_1"))
+    with engine.connect() as connection:  # the same pooled connection, reused
+        connection.execute(sa.insert(EVENTS).values(**_event("evt_2")))
+        connection.rollback()
+        count = connection.scalar(sa.select(sa.func.count()).select_from(EVENTS))
+    assert count == 1, "a rollback still undoes work: the connection left autocommit mode"
