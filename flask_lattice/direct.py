@@ -41,6 +41,12 @@ class _Compiled:
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
         """``values`` converted for the driver, in its paramstyle."""
+        unknown = values.keys() - self.compiled.binds.keys()
+        if unknown:  # Connection.execute would drop them silently; here that is a bug
+            raise sa.exc.ArgumentError(
+                f"the statement has no parameter {', '.join(sorted(unknown))}: "
+                "name its columns in DirectStatement(..., column_keys)"
+            )
         converted = self.compiled.construct_params(dict(values))
         for name, process in self.bind_processors.items():
             if converted.get(name) is not None:

@@ -122,6 +122,12 @@ def test_a_missing_value_is_refused_before_anything_is_sent(engine: sa.Engine) -
         INSERT_EVENT.run_alone(engine, values)
 
 
+def test_a_value_for_a_column_the_statement_does_not_set_is_refused(engine: sa.Engine) -> None:
+    values = {**_event("evt_1"), "last_error": "boom"}
+    with pytest.raises(sa.exc.ArgumentError, match="no parameter last_error"):
+        INSERT_EVENT.run_alone(engine, values)
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
