@@ -224,8 +224,10 @@ def run(args: argparse.Namespace) -> None:
         stack.callback(server.server_close)
         process = stack.enter_context(worker(environ))
         parts["worker"] = f"RQ worker, pid {process.pid}"
-        # Registered last, so it runs first: a second Ctrl-C must not cut the shutdown short.
+        # Registered last, so they run first: a second Ctrl-C or SIGTERM must not cut the
+        # shutdown short (it would stop Redis under the worker, or leave the worker running).
         stack.callback(signal.signal, signal.SIGINT, signal.SIG_IGN)
+        stack.callback(signal.signal, signal.SIGTERM, signal.SIG_IGN)
         banner(app, url, parts)
         server.serve_forever()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -83,3 +85,18 @@ def test_runner_serves_everything_keeps_data_and_stops_cleanly(tmp_path: Path) -
         assert lookup_keys == sorted(settings.PRICES)  # seeded once, not again on restart
     finally:
         assert again.stop() == 0, again.output
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find child processes")
+def test_repeated_sigterms_do_not_cut_the_shutdown_short(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    demo = start_demo(instance)
+    worker_pid = demo.worker_pid
+    for _ in range(3):  # an impatient supervisor, or `kill` run again
+        demo.process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    assert demo.stop() == 0, demo.output
+    assert "Traceback" not in demo.output, "the worker lost Redis while it was stopping"
+    assert "Stopped: the web app, worker, sandbox and Redis are all shut down." in demo.output
+    assert not alive(worker_pid)
+    assert processes_in(instance) == []

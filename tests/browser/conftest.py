@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
 
 from .demo_process import DemoProcess, start_demo
 
@@ -76,10 +77,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
     """The demo, started by its runner like ``make demo``; stopped with SIGINT at the end."""
     chromium_executable()
     redis_url = os.environ.get("LATTICE_TEST_REDIS_URL")
-    process = start_demo(
-        tmp_path_factory.mktemp("demo-instance"),
-        redis_url=_own_database(redis_url) if redis_url else None,
-    )
+    demo_redis_url = _own_database(redis_url) if redis_url else None
+    if demo_redis_url:
+        # Start from an empty queue: jobs left by an interrupted run would come first.
+        Redis.from_url(demo_redis_url).flushdb()
+    process = start_demo(tmp_path_factory.mktemp("demo-instance"), redis_url=demo_redis_url)
     yield process
     process.stop()
 
