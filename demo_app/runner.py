@@ -52,8 +52,12 @@ class CannotStart(Exception):
         self.hint = hint
 
 
-class Stop(Exception):
-    """Raised in the main thread by SIGTERM, so shutdown runs like after Ctrl-C."""
+class Stop(BaseException):
+    """Raised in the main thread by SIGTERM, so shutdown runs like after Ctrl-C.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the web server handles requests in
+    that thread and reports, then forgets, any ``Exception`` raised meanwhile.
+    """
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
