@@ -109,7 +109,8 @@ class DirectStatement:
             try:
                 return self._run(pooled, dialect, values)
             finally:
-                dialect.reset_isolation_level(driver_connection)
+                if pooled.is_valid:  # not after a lost connection was invalidated
+                    dialect.reset_isolation_level(driver_connection)
         finally:
             pooled.close()
 

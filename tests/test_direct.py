@@ -157,3 +157,20 @@ def test_the_pooled_connection_goes_back_to_transactions_after_run_alone(
         connection.rollback()
         count = connection.scalar(sa.select(sa.func.count()).select_from(EVENTS))
     assert count == 1, "a rollback still undoes work: the connection left autocommit mode"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_dropped_server_connection_is_invalidated_and_replaced(
+    engine: sa.Engine, database_url: str
+) -> None:
+    INSERT_EVENT.run_alone(engine, _event("evt_1"))  # the pool now holds one connection
+    with engine.connect() as connection:
+        backend = connection.scalar(sa.text("SELECT pg_backend_pid()"))
+    admin = sa.create_engine(database_url)
+    with admin.connect() as connection:  # as a server restart would
+        connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    admin.dispose()
+
+    with pytest.raises(sa.exc.OperationalError):
+        INSERT_EVENT.run_alone(engine, _event("evt_2"))
+    assert INSERT_EVENT.run_alone(engine, _event("evt_3")) == [("evt_3",)]
