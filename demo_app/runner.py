@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from types import FrameType
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_lattice.state import get_state
 from flask_lattice.stripe_api import StripeAPIError, translated
@@ -53,15 +54,18 @@ class CannotStart(Exception):
 
 
 class Stop(BaseException):
-    """Raised in the main thread by SIGTERM, so shutdown runs like after Ctrl-C.
-
-    A ``BaseException``, like ``KeyboardInterrupt``: the web server handles requests in
-    that thread and reports, then forgets, any ``Exception`` raised meanwhile.
+    """Raised in the main thread by a SIGTERM during start-up, so shutdown runs like after
+    Ctrl-C (a ``BaseException``, like ``KeyboardInterrupt``, so nothing on the way catches it).
     """
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Stop
+
+
+def _shut_down_soon(server: BaseWSGIServer) -> None:
+    """Stop ``server.serve_forever()`` from another thread (it cannot stop itself)."""
+    threading.Thread(target=server.shutdown, name="shutdown", daemon=True).start()
 
 
 def say(line: str = "") -> None:
@@ -233,6 +237,10 @@ def run(args: argparse.Namespace) -> None:
         stack.callback(signal.signal, signal.SIGINT, signal.SIG_IGN)
         stack.callback(signal.signal, signal.SIGTERM, signal.SIG_IGN)
         banner(app, url, parts)
+        # From now on Ctrl-C and SIGTERM end the serving loop between requests, rather
+        # than raising into whatever request the main thread is handing over.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda signum, frame: _shut_down_soon(server))
         server.serve_forever()
 
 
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     previous: Any = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        run(args)  # returns after Ctrl-C: the web server's loop swallows KeyboardInterrupt
+        run(args)  # returns once Ctrl-C or SIGTERM has ended the serving loop
     except (KeyboardInterrupt, Stop):
         pass
     except CannotStart as error:
