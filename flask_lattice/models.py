@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .errors import LatticeError
+
 _NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -29,6 +31,20 @@ _NAMING_CONVENTION = {
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def insert_ignoring_conflicts(table: sa.Table, dialect: str) -> sa.Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` into ``table``: a row that would break a unique
+    key is skipped, not an error (PostgreSQL and SQLite)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    raise LatticeError(f"Flask-Lattice supports PostgreSQL and SQLite, not {dialect}")
 
 
 def from_timestamp(value: int | None) -> datetime | None:

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
 from blinker import NamedSignal
@@ -33,8 +33,16 @@ from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session
 
 from . import signals
-from .errors import LatticeError
-from .models import Customer, Invoice, Price, Subscription, SubscriptionItem, from_timestamp
+from .models import (
+    Customer,
+    Invoice,
+    Price,
+    Subscription,
+    SubscriptionItem,
+    from_timestamp,
+    insert_ignoring_conflicts,
+    utcnow,
+)
 from .state import LatticeState, get_state
 from .stripe_api import StripeNotFound
 
@@ -124,12 +132,14 @@ class Projector:
         Returns the row and whether the placeholder was inserted now (a new row).
         """
         table: sa.Table = getattr(model, "__table__")  # noqa: B009 - typed by the models
-        now = datetime.now(UTC)
+        now = utcnow()
         values = {column: key, **placeholder}
         if "created_at" in table.c:
             values.update(created_at=now, updated_at=now)
         inserted = self.session.execute(
-            _insert_ignore(self.session, table).values(**values).returning(table.c[column])
+            insert_ignoring_conflicts(table, self.session.get_bind().dialect.name)
+            .values(**values)
+            .returning(table.c[column])
         ).first()
         row = self.session.scalars(
             sa.select(model)
@@ -154,10 +164,10 @@ class Projector:
         Rows projected before the link was known get the billable key now, so the result
         does not depend on which event came first.
         """
-        table = Customer.__table__
-        now = datetime.now(UTC)
+        table = cast(sa.Table, Customer.__table__)
+        now = utcnow()
         inserted = self.session.execute(
-            _insert_ignore(self.session, table)
+            insert_ignoring_conflicts(table, self.session.get_bind().dialect.name)
             .values(
                 billable_key=billable_key,
                 stripe_customer_id=customer_id,
@@ -450,20 +460,6 @@ def _copy_item(row: SubscriptionItem | None, item: JSON) -> SubscriptionItem:
     row.current_period_start = from_timestamp(item.get("current_period_start"))
     row.current_period_end = from_timestamp(item.get("current_period_end"))
     return row
-
-
-def _insert_ignore(session: scoped_session[Any], table: Any) -> Any:
-    """An INSERT that does nothing when the row conflicts with a unique key."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
-    raise LatticeError(f"Flask-Lattice supports PostgreSQL and SQLite, not {dialect}")
 
 
 # -- event handlers ---------------------------------------------------------------------

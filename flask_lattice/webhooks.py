@@ -22,8 +22,8 @@ from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
 from . import queueing
 from .direct import DirectStatement
-from .errors import BillingHTTPError, LatticeError
-from .models import WebhookEvent, from_timestamp, utcnow
+from .errors import BillingHTTPError
+from .models import WebhookEvent, from_timestamp, insert_ignoring_conflicts, utcnow
 from .state import get_state
 from .stripe_api import InvalidSignature, verify_signature
 
@@ -135,20 +135,10 @@ _EVENT_COLUMNS = (
 
 
 def _insert_ignoring_duplicates(dialect: str) -> DirectStatement:
-    """``INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`` for the event table."""
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` for the event table."""
     table = cast(sa.Table, WebhookEvent.__table__)
-    insert: sa.Insert
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        insert = pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        insert = sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"])
-    else:
-        raise LatticeError(f"Flask-Lattice supports PostgreSQL and SQLite, not {dialect}")
-    return DirectStatement(insert.returning(table.c.id), _EVENT_COLUMNS)
+    insert = insert_ignoring_conflicts(table, dialect).returning(table.c.id)
+    return DirectStatement(insert, _EVENT_COLUMNS)
 
 
 _statements: dict[str, DirectStatement] = {}
