@@ -16,7 +16,8 @@ as disconnected is invalidated, as SQLAlchemy would do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,17 +92,13 @@ class DirectStatement:
         COMMIT). SQLite runs in-process, where switching modes costs more than it saves.
         """
         dialect = engine.dialect
-        try:
+        with _driver_errors(dialect):
             pooled = engine.raw_connection()
-        except dialect.loaded_dbapi.Error as error:
-            raise _sqlalchemy_error(error, dialect) from error
         try:
             if dialect.name == "sqlite":
                 rows = self._run(pooled, dialect, values)
-                try:
+                with _driver_errors(dialect, pooled):
                     pooled.commit()
-                except dialect.loaded_dbapi.Error as error:
-                    raise _sqlalchemy_error(error, dialect, pooled) from error
                 return rows
             driver_connection = pooled.dbapi_connection
             assert driver_connection is not None, "a fresh checkout is always connected"
@@ -119,15 +116,13 @@ class DirectStatement:
     ) -> list[tuple[Any, ...]]:
         compiled = self._compiled(dialect)
         parameters = compiled.parameters(values)
-        try:
+        with _driver_errors(dialect, pooled):
             cursor = pooled.cursor()
             try:
                 cursor.execute(compiled.sql, parameters)
                 fetched = cursor.fetchall()
             finally:
                 cursor.close()
-        except dialect.loaded_dbapi.Error as error:
-            raise _sqlalchemy_error(error, dialect, pooled) from error
         return [compiled.convert(row) for row in fetched]
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
@@ -159,13 +154,12 @@ class DirectStatement:
         )
 
 
-def _sqlalchemy_error(
-    error: Any, dialect: Dialect, pooled: PoolProxiedConnection | None = None
-) -> sa.exc.StatementError:
-    """The driver's ``error`` as SQLAlchemy raises it; a dead connection is invalidated."""
-    if pooled is not None and dialect.is_disconnect(error, pooled.dbapi_connection, None):
-        pooled.invalidate(error)
-    translated: sa.exc.StatementError = sa.exc.DBAPIError.instance(
-        None, None, error, dialect.loaded_dbapi.Error
-    )
-    return translated
+@contextmanager
+def _driver_errors(dialect: Dialect, pooled: PoolProxiedConnection | None = None) -> Iterator[None]:
+    """Raise the driver's errors as SQLAlchemy does, invalidating a connection found lost."""
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as error:
+        if pooled is not None and dialect.is_disconnect(error, pooled.dbapi_connection, None):
+            pooled.invalidate(error)
+        raise sa.exc.DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error) from error
