@@ -312,10 +312,10 @@ def _show_log_on_error(workdir: Path) -> Iterator[None]:
 
 def _keep_queued(app: Flask, count: int, offset: int) -> int:
     """Leave ``count`` stored events (from ``offset`` on) queued for a worker phase."""
-    from flask_lattice import queueing
+    from flask_lattice.webhooks import queue
 
     with app.app_context():
-        queueing.queue(app).empty()  # type: ignore[no-untyped-call]
+        queue.queue(app).empty()  # type: ignore[no-untyped-call]
         db = app.extensions["sqlalchemy"]
         ids = list(
             db.session.scalars(
@@ -327,7 +327,7 @@ def _keep_queued(app: Flask, count: int, offset: int) -> int:
         )
         db.session.commit()
         for event_id in ids:
-            queueing.enqueue_event(event_id, app)
+            queue.enqueue_event(event_id, app)
     return len(ids)
 
 

@@ -6,7 +6,7 @@ the demo's console stays readable.
 
 from __future__ import annotations
 
-from flask_lattice.worker import build_worker
+from flask_lattice.webhooks.worker import build_worker
 
 from . import create_app
 

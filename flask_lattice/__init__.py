@@ -3,7 +3,7 @@
 The app starts the flow; webhooks confirm reality.
 """
 
-from .access import feature_required, plan_required, requires_feature, requires_plan
+from .access.gates import feature_required, plan_required, requires_feature, requires_plan
 from .billable import Billable
 from .errors import ConfigurationError, LatticeError, StripeGuardError, UnknownPlanError
 from .extension import LatticeBilling

@@ -14,10 +14,10 @@ from flask.cli import AppGroup
 from redis.exceptions import RedisError
 from rq import Worker
 
-from . import queueing
 from .models import Base, WebhookEvent
 from .state import get_state
-from .stripe_api import StripeAPIError
+from .stripe_gateway import StripeAPIError
+from .webhooks import queue
 
 lattice_cli = AppGroup("lattice", help="Flask-Lattice billing commands.")
 
@@ -43,7 +43,7 @@ EVENT_STATUSES = ("received", "processed", "ignored", "failed")
 )
 def worker(burst: bool, name: str | None, job_monitoring_interval: int, simple: bool) -> None:
     """Run an RQ worker for the lattice queue (with RQ's scheduler, for retries)."""
-    from .worker import build_worker
+    from .webhooks.worker import build_worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     built = build_worker(
@@ -56,7 +56,7 @@ def worker(burst: bool, name: str | None, job_monitoring_interval: int, simple: 
 def drain() -> None:
     """Enqueue stored webhook events that never reached the queue."""
     try:
-        enqueued = queueing.drain()
+        enqueued = queue.drain()
     except RedisError as error:
         raise click.ClickException(f"Redis is not reachable: {error}") from None
     click.echo(f"enqueued {len(enqueued)} stored event(s)")
@@ -107,7 +107,7 @@ def replay(event_id: str | None, failed: bool) -> None:
     session.commit()
     try:
         for replayed in ids:
-            queueing.requeue_event(replayed)
+            queue.requeue_event(replayed)
     except RedisError as error:
         raise click.ClickException(
             f"Redis is not reachable ({error}); the events are marked for processing and "
@@ -120,7 +120,7 @@ def replay(event_id: str | None, failed: bool) -> None:
 @click.option("--customer", "customer_id", default=None, help="Only this customer (cus_…).")
 def sync(customer_id: str | None) -> None:
     """Project every customer and subscription from Stripe; heals missed webhooks."""
-    from .services.sync import sync as run_sync
+    from .billing.sync import sync as run_sync
 
     try:
         report = run_sync(customer_id)
@@ -170,7 +170,7 @@ def _check_webhook_secret() -> Check:
 
 
 def _check_catalog() -> Check:
-    from .services.prices import check_catalog
+    from .billing.prices import check_catalog
 
     try:
         problems = check_catalog()
@@ -187,7 +187,7 @@ def _check_catalog() -> Check:
 
 def _check_redis() -> Check:
     try:
-        queueing.redis_connection().ping()
+        queue.redis_connection().ping()
     except RedisError as error:
         return Check(
             False,
@@ -215,7 +215,7 @@ def _check_tables() -> Check:
 
 def _check_workers() -> Check:
     try:
-        found = Worker.all(queue=queueing.queue())
+        found = Worker.all(queue=queue.queue())
     except RedisError as error:
         return Check(False, f"cannot list workers: {error}", "fix the Redis check first")
     if not found:

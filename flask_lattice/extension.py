@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
-from . import access, cli, config, subscription_views, views
+from . import cli, config
+from .access import gates
+from .access.policy import AccessPolicy
+from .billing.facade import SubscriptionsFacade
 from .errors import LatticeError
 from .models import attach_tables
-from .policy import AccessPolicy
 from .state import EXTENSION_KEY, EventHandler, Hooks, LatticeState
-from .stripe_api import StripeGateway
-from .subscriptions import SubscriptionsFacade
+from .stripe_gateway import StripeGateway
+from .web import subscription_views, views
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -83,7 +85,7 @@ class LatticeBilling:
             default_policy=AccessPolicy.from_config(settings),
         )
         app.register_blueprint(views.blueprint, url_prefix=settings.url_prefix)
-        access.install_template_helpers(app)
+        gates.install_template_helpers(app)
         app.cli.add_command(cli.lattice_cli)
 
     # -- registration hooks ---------------------------------------------------------
@@ -107,19 +109,19 @@ class LatticeBilling:
 
     def current_plan(self) -> Plan | None:
         """The current billable's effective plan (the free plan when nothing is live)."""
-        return access.current_plan()
+        return gates.current_plan()
 
     def has_plan(self, plan: str) -> bool:
         """Whether the current billable holds ``plan`` or a higher-ranked plan."""
-        return access.has_plan(plan)
+        return gates.has_plan(plan)
 
     def has_feature(self, feature: str) -> bool:
         """Whether the current billable's plan includes ``feature``."""
-        return access.has_feature(feature)
+        return gates.has_feature(feature)
 
     def subscription(self) -> Subscription | None:
         """The current billable's relevant local subscription row, if any."""
-        return access.subscription()
+        return gates.subscription()
 
     @property
     def subscriptions(self) -> SubscriptionsFacade:

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
     from redis import Redis
 
-    from .policy import AccessPolicy
-    from .stripe_api import StripeGateway
+    from .access.policy import AccessPolicy
+    from .stripe_gateway import StripeGateway
 
 EXTENSION_KEY = "lattice"
 

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_lattice import LatticeBilling
 from flask_lattice.testing import ensure_prices
-
-from .support import (
+from flask_lattice.webhooks import queue
+from tests.helpers.subscriptions import Subscriber, subscribe
+from tests.helpers.support import (
     TEST_PLANS,
     TEST_PRICES,
     TEST_WEBHOOK_SECRET,
@@ -199,6 +200,9 @@ def app_factory(database_url: str, redis_url: str, tmp_path: Any) -> Iterator[Ca
 
     yield factory
     for app in built:
+        # Let the background enqueuer finish before the Redis fixture flushes, so no
+        # late enqueue of this test lands in the next test's queue.
+        queue.flush_enqueued(app)
         with app.app_context():
             for engine in host(app).db.engines.values():
                 engine.dispose()
@@ -220,3 +224,9 @@ def live_server(app: Flask, sandbox: Any) -> Iterator[str]:
     """Serve ``app`` over real HTTP and point the sandbox's webhook forwarding at it."""
     with serving(app, sandbox) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def subscriber(app: Flask, sandbox: Any) -> Iterator[Subscriber]:
+    """A signed-in user on Pro (monthly), paid in the sandbox (webhooks not processed)."""
+    yield subscribe(app, sandbox)

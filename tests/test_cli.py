@@ -8,12 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_lattice import queueing
 from flask_lattice.models import Customer
-from flask_lattice.worker import build_worker
-
-from .pipeline_support import deliver, event_statuses, signup
-from .support import host, run_worker
+from flask_lattice.webhooks import queue
+from flask_lattice.webhooks.worker import build_worker
+from tests.helpers.pipeline import deliver, event_statuses, signup
+from tests.helpers.support import host, run_worker
 
 
 def _signed_up(app: Flask, sandbox: Any) -> dict[str, str]:
@@ -63,7 +62,7 @@ def test_drain_enqueues_only_events_without_a_job(app: Flask, sandbox: Any) -> N
     cli = app.test_cli_runner()
     assert "enqueued 0 stored event(s)" in cli.invoke(args=["lattice", "drain"]).output
     with app.app_context():
-        queueing.redis_connection(app).flushdb()  # the queue lost its jobs
+        queue.redis_connection(app).flushdb()  # the queue lost its jobs
     count = len(event_statuses(app))
     assert f"enqueued {count} stored event(s)" in cli.invoke(args=["lattice", "drain"]).output
     run_worker(app)

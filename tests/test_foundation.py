@@ -20,8 +20,7 @@ from rq import Queue, SimpleWorker
 from flask_lattice import ConfigurationError, LatticeBilling, LatticeError
 from flask_lattice.config import SETTINGS
 from flask_lattice.models import Base, WebhookEvent
-
-from .support import TEST_PLANS, host
+from tests.helpers.support import TEST_PLANS, host
 
 ROOT = Path(__file__).resolve().parent.parent
 

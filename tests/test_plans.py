@@ -8,8 +8,7 @@ import pytest
 
 from flask_lattice.errors import ConfigurationError, UnknownPlanError
 from flask_lattice.plans import is_price_id, parse_plans
-
-from .support import TEST_PLANS
+from tests.helpers.support import TEST_PLANS
 
 
 def test_catalog_is_rank_ordered_and_queryable() -> None:

@@ -8,7 +8,7 @@ from typing import assert_type
 from flask.typing import ResponseReturnValue
 
 from flask_lattice import requires_feature, requires_plan
-from flask_lattice.access import feature_required, plan_required
+from flask_lattice.access.gates import feature_required, plan_required
 
 
 @requires_plan("pro")

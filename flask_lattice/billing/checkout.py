@@ -1,0 +1,110 @@
+"""Start a Checkout Session for a plan, or send a subscriber to the portal instead.
+
+The price comes only from the catalog. A billable that already has a live subscription
+(in the local projection, or in Stripe when its webhook has not landed yet) is sent to
+the portal's ``subscription_update`` flow rather than getting a second subscription.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..access.query import LIVE_STATUSES, live_subscription
+from ..billable import Billable
+from ..errors import BillingHTTPError, UnknownPlanError
+from ..plans import Plan
+from ..state import get_state
+from .customers import BILLABLE_METADATA_KEY, get_or_create_customer
+from .portal import open_portal
+from .prices import offered_price
+
+PLAN_METADATA_KEY = "lattice_plan"
+INTERVAL_METADATA_KEY = "lattice_interval"
+_MAX_REPLAYS = 3
+
+
+class CheckoutRefused(BillingHTTPError):
+    """The request does not name a plan and interval that can be bought."""
+
+    code = 400
+
+
+@dataclass(frozen=True)
+class CheckoutStart:
+    """Where to send the billable: a Checkout page, or the portal for a subscriber."""
+
+    url: str
+    to_portal: bool
+
+
+def sellable_plan(plan_key: str, interval: str) -> Plan:
+    """The catalog plan for ``plan_key`` if it can be bought for ``interval``."""
+    catalog = get_state().config.plans
+    try:
+        plan = catalog.get(plan_key)
+    except UnknownPlanError:
+        raise CheckoutRefused(f"There is no plan {plan_key!r}.") from None
+    if plan.is_free:
+        raise CheckoutRefused(f"The {plan.name} plan is free and needs no checkout.")
+    if interval not in plan.prices:
+        offered = " or ".join(plan.prices)
+        raise CheckoutRefused(f"The {plan.name} plan is billed per {offered}, not {interval!r}.")
+    return plan
+
+
+def start_checkout(
+    billable: Billable,
+    plan: Plan,
+    interval: str,
+    *,
+    success_url: str,
+    cancel_url: str,
+    return_url: str,
+) -> CheckoutStart:
+    """Create (or replay) the Checkout Session for ``plan`` at ``interval``.
+
+    ``success_url`` should contain ``{CHECKOUT_SESSION_ID}``. The same billable, plan and
+    interval give the same open session (a double submit never makes two); the trial
+    from the catalog applies only to a customer who never had a subscription.
+    """
+    state = get_state()
+    price = offered_price(plan, interval)
+    customer = get_or_create_customer(billable)
+    local = live_subscription(billable.key)
+    remote = state.stripe.list_subscriptions(customer.stripe_customer_id, status="all")
+    live = local.stripe_subscription_id if local is not None else None
+    live = live or next((sub["id"] for sub in remote if sub["status"] in LIVE_STATUSES), None)
+    if live is not None:
+        url = open_portal(
+            billable, return_url=return_url, flow="subscription_update", subscription_id=live
+        )
+        return CheckoutStart(url=url, to_portal=True)
+    metadata = {
+        BILLABLE_METADATA_KEY: billable.key,
+        PLAN_METADATA_KEY: plan.key,
+        INTERVAL_METADATA_KEY: interval,
+    }
+    subscription_data: dict[str, Any] = {"metadata": metadata}
+    if plan.trial_days and not remote:
+        subscription_data["trial_period_days"] = plan.trial_days
+    params: dict[str, Any] = {
+        "mode": "subscription",
+        "customer": customer.stripe_customer_id,
+        "client_reference_id": billable.key,
+        "line_items": [{"price": price.stripe_price_id, "quantity": 1}],
+        "metadata": metadata,
+        "subscription_data": subscription_data,
+        "allow_promotion_codes": state.config.allow_promotion_codes,
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    # The customer's past subscriptions scope the key: after a completed checkout, a new
+    # purchase gets a new session. A replayed session that is no longer open is skipped.
+    scope = ",".join(sorted(sub["id"] for sub in remote))
+    for _ in range(_MAX_REPLAYS):
+        session = state.stripe.create_checkout_session(params, scope=scope)
+        if session["status"] == "open" and session["url"]:
+            return CheckoutStart(url=session["url"], to_portal=False)
+        scope = f"{scope}+{session['id']}"
+    raise CheckoutRefused("Checkout could not be started; please try again.")

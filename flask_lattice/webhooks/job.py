@@ -1,0 +1,121 @@
+"""RQ job functions. They take ids, and run inside the app context the worker pushes.
+
+:func:`process_event` turns one stored webhook event into local state:
+
+1. count the attempt (its own short commit, so it survives a crash);
+2. in one transaction: lock the event row (``FOR UPDATE`` on PostgreSQL; a first write
+   takes the database write lock on SQLite), stop if it is already done, project it
+   (:mod:`flask_lattice.webhooks.projection`), run the ``@billing.on_event`` handlers, and mark it
+   ``processed`` (``ignored`` for a type that neither the projection nor a handler knows);
+3. after the commit, send the signals and ``event_processed``.
+
+A failure rolls everything back, marks the event ``failed`` with the error and re-raises,
+so RQ retries it with backoff; a later success marks it ``processed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from typing import Any, cast
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.orm import scoped_session
+
+from .. import signals
+from ..models import WebhookEvent, utcnow
+from ..state import get_state
+from . import projection
+
+log = logging.getLogger(__name__)
+
+DONE = ("processed", "ignored")
+_EVENTS = cast(sa.Table, WebhookEvent.__table__)
+
+
+def process_event(event_id: str) -> str:
+    """Process one stored event; returns its final status (``processed``/``ignored``)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    session = get_state().db.session
+    status = _count_attempt(session, event_id)
+    if status is None:
+        log.warning("webhook event %s is not stored; nothing to do", event_id)
+        return "missing"
+    if status in DONE:
+        return status
+    try:
+        status, projector, event_type = _apply(session, event_id)
+    except Exception as error:
+        session.rollback()
+        event_type = _mark_failed(session, event_id, error)
+        signals.event_processed.send(app, event_id=event_id, event_type=event_type, status="failed")
+        raise
+    if projector is not None:
+        projection.send_notices(projector)
+    signals.event_processed.send(app, event_id=event_id, event_type=event_type, status=status)
+    return status
+
+
+def _count_attempt(session: scoped_session[Any], event_id: str) -> str | None:
+    session.execute(
+        sa.update(_EVENTS)
+        .where(_EVENTS.c.id == event_id, _EVENTS.c.status.not_in(DONE))
+        .values(attempts=_EVENTS.c.attempts + 1)
+    )
+    status: str | None = session.scalar(sa.select(_EVENTS.c.status).where(_EVENTS.c.id == event_id))
+    session.commit()
+    return status
+
+
+def _lock_event(session: scoped_session[Any], event_id: str) -> tuple[str, str, str]:
+    """Lock the event row for this transaction; returns its status, type and payload."""
+    if session.get_bind().dialect.name == "sqlite":
+        # A first write takes SQLite's database write lock for the whole transaction.
+        session.execute(
+            sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(status=_EVENTS.c.status)
+        )
+    row = session.execute(
+        sa.select(_EVENTS.c.status, _EVENTS.c.type, _EVENTS.c.payload)
+        .where(_EVENTS.c.id == event_id)
+        .with_for_update()
+    ).one()
+    return row.status, row.type, row.payload
+
+
+def _apply(
+    session: scoped_session[Any], event_id: str
+) -> tuple[str, projection.Projector | None, str]:
+    status, event_type, payload = _lock_event(session, event_id)
+    if status in DONE:  # another worker finished it while we waited for the lock
+        session.commit()
+        return status, None, event_type
+    event: dict[str, Any] = json.loads(payload)
+    projector = projection.project_event(event)
+    handlers = get_state().hooks.event_handlers.get(event_type, ())
+    for handler in handlers:
+        handler(event)
+    status = "processed" if projector is not None or handlers else "ignored"
+    session.execute(
+        sa.update(_EVENTS)
+        .where(_EVENTS.c.id == event_id)
+        .values(status=status, processed_at=utcnow(), last_error=None)
+    )
+    session.commit()
+    return status, projector, event_type
+
+
+def _mark_failed(session: scoped_session[Any], event_id: str, error: BaseException) -> str:
+    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
+    log.warning("webhook event %s failed: %s", event_id, summary)
+    session.execute(
+        sa.update(_EVENTS)
+        .where(_EVENTS.c.id == event_id, _EVENTS.c.status.not_in(DONE))
+        .values(status="failed", last_error=summary[:2000])
+    )
+    event_type: str = (
+        session.scalar(sa.select(_EVENTS.c.type).where(_EVENTS.c.id == event_id)) or ""
+    )
+    session.commit()
+    return event_type

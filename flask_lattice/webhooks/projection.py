@@ -1,0 +1,595 @@
+"""Stripe objects → local rows: order-safe, idempotent, one handler per event type.
+
+Every handler runs inside the job's transaction (:func:`flask_lattice.webhooks.job.process_event`)
+and follows the same rules:
+
+* **Lock first.** The object's row is locked before anything is read from Stripe: a
+  placeholder row is inserted if missing (``ON CONFLICT DO NOTHING``) and then selected
+  ``FOR UPDATE`` on PostgreSQL. On SQLite the transaction already holds the database
+  write lock. Two workers handling events of one subscription therefore run one after
+  the other, and the second one fetches the newer state.
+* **Watermark.** Each row keeps the ``created`` time and id of the newest event applied to
+  it. An event older than the watermark is skipped: the state already projected was
+  fetched after it. Otherwise the object is re-fetched from Stripe, or, with
+  ``LATTICE_TRUST_WEBHOOK_PAYLOADS``, taken from the event; a tie with the watermark
+  (two events in the same second) is always re-fetched, because only Stripe knows which
+  snapshot is newer.
+* **Idempotent upserts.** Applying the same state twice changes nothing.
+
+Signals are collected while projecting and sent by the job after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar, cast
+
+import sqlalchemy as sa
+from blinker import NamedSignal
+from flask import Flask, current_app
+from sqlalchemy.orm import scoped_session
+
+from .. import signals
+from ..models import (
+    Customer,
+    Invoice,
+    Price,
+    Subscription,
+    SubscriptionItem,
+    from_timestamp,
+    insert_ignoring_conflicts,
+    utcnow,
+)
+from ..state import LatticeState, get_state
+from ..stripe_gateway import StripeNotFound
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+#: The customer metadata key that names the billable (set by the spine on create).
+BILLABLE_METADATA_KEY = "lattice_billable"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Decision = Literal["skip", "fetch", "payload"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EventMark:
+    """What orders snapshots: the event's ``created`` time and id."""
+
+    id: str
+    created: datetime
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> EventMark:
+        """The mark of a Stripe event (a mapping with ``id`` and ``created``)."""
+        created = from_timestamp(event["created"])
+        assert created is not None
+        return cls(id=event["id"], created=created)
+
+
+@dataclass
+class Projector:
+    """Projects Stripe objects into the local tables within one transaction.
+
+    ``mark`` is the event being applied (``None`` for a sync, which always uses the
+    objects it was given). Signals to send after the commit collect in ``notices``.
+    """
+
+    state: LatticeState
+    session: scoped_session[Any]
+    mark: EventMark | None = None
+    not_after: datetime | None = None
+    notices: list[Callable[[Flask], None]] = field(default_factory=list)
+
+    @classmethod
+    def for_app(
+        cls, mark: EventMark | None = None, *, not_after: datetime | None = None
+    ) -> Projector:
+        """A projector on the current app's session."""
+        state = get_state()
+        return cls(state=state, session=state.db.session, mark=mark, not_after=not_after)
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def decide(self, watermark: datetime | None) -> Decision:
+        """Skip, re-fetch, or use the event's payload, given a row's watermark."""
+        if self.mark is None:
+            return "payload"
+        if watermark is not None and self.mark.created < watermark:
+            return "skip"
+        if self.state.config.trust_webhook_payloads and (
+            watermark is None or self.mark.created > watermark
+        ):
+            return "payload"
+        return "fetch"
+
+    def _advance(self, row: Customer | Subscription | Invoice) -> None:
+        if self.mark is None:
+            return
+        if row.watermark_created is None or self.mark.created >= row.watermark_created:
+            row.watermark_created = self.mark.created
+            row.watermark_event_id = self.mark.id
+
+    def _stale_for_sync(self, row: Customer | Subscription | Invoice, fresh: bool) -> bool:
+        """During a sync, a row written after the sync began holds newer state: keep it."""
+        return (
+            self.mark is None
+            and not fresh
+            and self.not_after is not None
+            and row.updated_at > self.not_after
+        )
+
+    # -- locking ----------------------------------------------------------------------
+
+    def _lock(self, model: type[T], column: str, key: str, placeholder: JSON) -> tuple[T, bool]:
+        """Insert a placeholder row if missing, then lock and load the row.
+
+        Returns the row and whether the placeholder was inserted now (a new row).
+        """
+        table: sa.Table = getattr(model, "__table__")  # noqa: B009 - typed by the models
+        now = utcnow()
+        values = {column: key, **placeholder}
+        if "created_at" in table.c:
+            values.update(created_at=now, updated_at=now)
+        inserted = self.session.execute(
+            insert_ignoring_conflicts(table, self.session.get_bind().dialect.name)
+            .values(**values)
+            .returning(table.c[column])
+        ).first()
+        row = self.session.scalars(
+            sa.select(model)
+            .where(getattr(model, column) == key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return row, inserted is not None
+
+    # -- customers --------------------------------------------------------------------
+
+    def link_customer(
+        self,
+        customer_id: str,
+        billable_key: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Record that ``customer_id`` belongs to ``billable_key`` unless it is known already.
+
+        Rows projected before the link was known get the billable key now, so the result
+        does not depend on which event came first.
+        """
+        table = cast(sa.Table, Customer.__table__)
+        now = utcnow()
+        inserted = self.session.execute(
+            insert_ignoring_conflicts(table, self.session.get_bind().dialect.name)
+            .values(
+                billable_key=billable_key,
+                stripe_customer_id=customer_id,
+                email=email,
+                name=name,
+                livemode=False,
+                deleted=False,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(table.c.id)
+        ).first()
+        if inserted is None:
+            return
+        for model in (Invoice, Subscription):
+            self.session.execute(
+                sa.update(model)
+                .where(model.stripe_customer_id == customer_id, model.billable_key.is_(None))
+                # Not a newer snapshot: keep updated_at, which a running sync compares.
+                .values(billable_key=billable_key, updated_at=model.updated_at)
+                .execution_options(synchronize_session="fetch")
+            )
+
+    def customer(self, customer_id: str, payload: JSON | None, *, deleted: bool = False) -> None:
+        """Project a customer: contact details, the billable link, deletion."""
+        row = self.session.scalars(
+            sa.select(Customer)
+            .where(Customer.stripe_customer_id == customer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        decision = self.decide(row.watermark_created if row is not None else None)
+        if decision == "skip" or (row is not None and self._stale_for_sync(row, False)):
+            return
+        obj = self._object(
+            decision, payload, lambda: self.state.stripe.retrieve_customer(customer_id)
+        )
+        gone = deleted or bool(obj.get("deleted"))
+        if row is None:
+            billable_key = (obj.get("metadata") or {}).get(BILLABLE_METADATA_KEY)
+            if not billable_key or gone:
+                return
+            self.link_customer(
+                customer_id, billable_key, email=obj.get("email"), name=obj.get("name")
+            )
+            row = self.session.scalars(
+                sa.select(Customer).where(Customer.stripe_customer_id == customer_id)
+            ).one_or_none()
+            if row is None:  # the billable already has another customer
+                log.warning(
+                    "customer %s names billable %r, which already has a customer",
+                    customer_id,
+                    billable_key,
+                )
+                return
+        if gone:
+            row.deleted = True
+        else:
+            row.email = obj.get("email", row.email)
+            row.name = obj.get("name", row.name)
+            row.livemode = bool(obj.get("livemode", row.livemode))
+            row.deleted = False
+        self._advance(row)
+
+    def _billable_for(self, customer: Any, metadata: Mapping[str, Any] | None) -> str | None:
+        """The billable of a customer id (or expanded customer), from our rows or metadata."""
+        customer_id = customer if isinstance(customer, str) else customer["id"]
+        known = self.session.scalar(
+            sa.select(Customer.billable_key).where(Customer.stripe_customer_id == customer_id)
+        )
+        if known:
+            return known
+        candidates = [metadata or {}]
+        if isinstance(customer, Mapping):
+            candidates.append(customer.get("metadata") or {})
+        for source in candidates:
+            key = source.get(BILLABLE_METADATA_KEY)
+            if isinstance(key, str) and key:
+                details = customer if isinstance(customer, Mapping) else {}
+                self.link_customer(
+                    customer_id, key, email=details.get("email"), name=details.get("name")
+                )
+                return key
+        return None
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def subscription(
+        self,
+        subscription_id: str,
+        payload: JSON | None,
+        *,
+        customer_id: str | None = None,
+        billable_key: str | None = None,
+        refetch: bool = False,
+    ) -> Subscription:
+        """Project a subscription and its items; ``refetch`` ignores a trusted payload."""
+        if customer_id is None and payload is not None:
+            customer_id = _id_of(payload["customer"])
+        row, new = self._lock(
+            Subscription,
+            "stripe_subscription_id",
+            subscription_id,
+            {
+                "stripe_customer_id": customer_id or "",
+                "status": "incomplete",
+                "price_ids": [],
+                "quantity": 1,
+                "cancel_at_period_end": False,
+                "livemode": False,
+                "raw": {},
+            },
+        )
+        decision = self.decide(row.watermark_created)
+        if decision == "skip" or self._stale_for_sync(row, new):
+            if billable_key and not row.billable_key:
+                row.billable_key = billable_key
+            return row
+        if refetch and decision == "payload":
+            decision = "fetch"
+        obj = self._object(
+            decision,
+            payload,
+            lambda: self.state.stripe.retrieve_subscription(subscription_id, expand=["customer"]),
+        )
+        old = (None, None) if new else (row.status, row.plan_key)
+        self._copy_subscription(row, obj, billable_key)
+        self._advance(row)
+        if (row.status, row.plan_key) != old:
+            self._notify_subscription_changed(row, old)
+        return row
+
+    def _copy_subscription(self, row: Subscription, obj: JSON, billable_key: str | None) -> None:
+        catalog = self.state.config.plans
+        items = _subscription_items(obj, self.state)
+        plans = [
+            catalog.plan_for_price(item["price"]["id"], item["price"].get("lookup_key"))
+            for item in items
+        ]
+        # The item whose plan ranks highest decides the plan, quantity and period.
+        main, main_plan = max(
+            zip(items, plans, strict=True),
+            key=lambda pair: pair[1].rank if pair[1] else -1,
+            default=(None, None),
+        )
+        customer = obj["customer"]
+        row.stripe_customer_id = _id_of(customer)
+        row.billable_key = (
+            billable_key or row.billable_key or self._billable_for(customer, obj.get("metadata"))
+        )
+        row.status = obj["status"]
+        row.plan_key = main_plan.key if main_plan else None
+        row.price_ids = [item["price"]["id"] for item in items]
+        row.quantity = int(main.get("quantity") or 1) if main else 1
+        row.current_period_start = (
+            from_timestamp(main.get("current_period_start")) if main else None
+        )
+        row.current_period_end = from_timestamp(main.get("current_period_end")) if main else None
+        row.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))
+        row.cancel_at = from_timestamp(obj.get("cancel_at"))
+        row.canceled_at = from_timestamp(obj.get("canceled_at"))
+        row.ended_at = from_timestamp(obj.get("ended_at"))
+        row.trial_start = from_timestamp(obj.get("trial_start"))
+        row.trial_end = from_timestamp(obj.get("trial_end"))
+        pause = obj.get("pause_collection") or {}
+        row.pause_collection_behavior = pause.get("behavior")
+        row.pause_resumes_at = from_timestamp(pause.get("resumes_at"))
+        row.livemode = bool(obj.get("livemode"))
+        row.raw = {**obj, "customer": row.stripe_customer_id}
+        existing = {item.stripe_item_id: item for item in row.items}
+        row.items = [_copy_item(existing.get(item["id"]), item) for item in items]
+
+    def _notify_subscription_changed(
+        self, row: Subscription, old: tuple[str | None, str | None]
+    ) -> None:
+        details = {
+            "billable_key": row.billable_key,
+            "subscription_id": row.stripe_subscription_id,
+            "old_status": old[0],
+            "new_status": row.status,
+            "old_plan": old[1],
+            "new_plan": row.plan_key,
+        }
+        self.notices.append(_signal(signals.subscription_changed, details))
+
+    # -- invoices ---------------------------------------------------------------------
+
+    def invoice(self, invoice_id: str, payload: JSON) -> Invoice:
+        """Project an invoice (the short history shown on the billing page)."""
+        row, new = self._lock(
+            Invoice,
+            "stripe_invoice_id",
+            invoice_id,
+            {
+                "stripe_customer_id": _id_of(payload["customer"]),
+                "currency": payload.get("currency") or "",
+                "amount_due": 0,
+                "amount_paid": 0,
+                "amount_remaining": 0,
+                "total": 0,
+            },
+        )
+        decision = self.decide(row.watermark_created)
+        if decision == "skip" or self._stale_for_sync(row, new):
+            return row
+        obj = self._object(
+            decision, payload, lambda: self.state.stripe.retrieve_invoice(invoice_id)
+        )
+        row.stripe_customer_id = _id_of(obj["customer"])
+        row.stripe_subscription_id = invoice_subscription(obj)
+        row.billable_key = row.billable_key or self._billable_for(obj["customer"], None)
+        row.number = obj.get("number")
+        row.status = obj.get("status")
+        row.billing_reason = obj.get("billing_reason")
+        row.currency = obj["currency"]
+        for amount in ("amount_due", "amount_paid", "amount_remaining", "total"):
+            setattr(row, amount, int(obj.get(amount) or 0))
+        row.hosted_invoice_url = obj.get("hosted_invoice_url")
+        row.period_start = from_timestamp(obj.get("period_start"))
+        row.period_end = from_timestamp(obj.get("period_end"))
+        row.stripe_created = from_timestamp(obj.get("created"))
+        self._advance(row)
+        return row
+
+    # -- catalog ----------------------------------------------------------------------
+
+    def invalidate_prices(self) -> None:
+        """Mark the cached catalog prices stale and refresh them after the commit."""
+        self.session.execute(sa.update(Price).values(fetched_at=_EPOCH))
+
+        def refresh(app: Flask) -> None:
+            from ..billing.prices import catalog_prices
+
+            catalog_prices()
+
+        self.notices.append(refresh)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _object(self, decision: Decision, payload: JSON | None, fetch: Callable[[], Any]) -> JSON:
+        if decision == "payload" and payload is not None:
+            return payload
+        try:
+            return dict(fetch().to_dict(for_json=True))
+        except StripeNotFound:
+            if payload is None:
+                raise
+            log.info("object is gone from Stripe; projecting the event's snapshot")
+            return payload
+
+
+# -- plain helpers ----------------------------------------------------------------------
+
+
+def _signal(signal: NamedSignal, details: Mapping[str, Any]) -> Callable[[Flask], None]:
+    def send(app: Flask) -> None:
+        signal.send(app, **details)
+
+    return send
+
+
+def _id_of(value: Any) -> str:
+    return value if isinstance(value, str) else str(value["id"])
+
+
+def invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
+    """The subscription an invoice bills: ``parent.subscription_details.subscription``."""
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    subscription = details.get("subscription")
+    return _id_of(subscription) if subscription else None
+
+
+def _subscription_items(obj: JSON, state: LatticeState) -> list[JSON]:
+    items = obj.get("items") or {}
+    data: list[JSON] = list(items.get("data") or [])
+    if items.get("has_more"):
+        page = state.stripe.v1.subscription_items.list({"subscription": obj["id"], "limit": 100})
+        data = [item.to_dict(for_json=True) for item in page.auto_paging_iter()]
+    return data
+
+
+def _copy_item(row: SubscriptionItem | None, item: JSON) -> SubscriptionItem:
+    row = row or SubscriptionItem(stripe_item_id=item["id"])
+    price = item["price"]
+    row.price_id = price["id"]
+    row.lookup_key = price.get("lookup_key")
+    row.product_id = _id_of(price["product"]) if price.get("product") else None
+    row.quantity = int(item.get("quantity") or 1)
+    row.current_period_start = from_timestamp(item.get("current_period_start"))
+    row.current_period_end = from_timestamp(item.get("current_period_end"))
+    return row
+
+
+# -- event handlers ---------------------------------------------------------------------
+
+Handler = Callable[[Projector, JSON], None]
+
+
+def _on_checkout_completed(projector: Projector, event: JSON) -> None:
+    session = event["data"]["object"]
+    if session.get("mode") != "subscription":
+        return
+    if projector.decide(None) != "payload":
+        session = dict(
+            projector.state.stripe.retrieve_checkout_session(session["id"]).to_dict(for_json=True)
+        )
+    customer_id = _id_of(session["customer"]) if session.get("customer") else None
+    billable_key = session.get("client_reference_id") or (session.get("metadata") or {}).get(
+        BILLABLE_METADATA_KEY
+    )
+    if customer_id and billable_key:
+        details = session.get("customer_details") or {}
+        projector.link_customer(
+            customer_id, billable_key, email=details.get("email"), name=details.get("name")
+        )
+    if session.get("subscription"):
+        projector.subscription(
+            _id_of(session["subscription"]),
+            None,
+            customer_id=customer_id,
+            billable_key=billable_key,
+            refetch=True,
+        )
+
+
+def _on_subscription(projector: Projector, event: JSON) -> None:
+    obj = event["data"]["object"]
+    projector.subscription(obj["id"], obj)
+
+
+def _on_trial_will_end(projector: Projector, event: JSON) -> None:
+    obj = event["data"]["object"]
+    row = projector.subscription(obj["id"], obj)
+    if row is None or row.status != "trialing":
+        return
+    details = {
+        "billable_key": row.billable_key,
+        "subscription_id": row.stripe_subscription_id,
+        "trial_end": row.trial_end,
+    }
+    projector.notices.append(_signal(signals.trial_will_end, details))
+
+
+def _on_invoice(projector: Projector, event: JSON) -> None:
+    obj = event["data"]["object"]
+    row = projector.invoice(obj["id"], obj)
+    subscription_id = row.stripe_subscription_id if row else invoice_subscription(obj)
+    if subscription_id:
+        projector.subscription(
+            subscription_id, None, customer_id=_id_of(obj["customer"]), refetch=True
+        )
+    if event["type"] == "invoice.payment_failed" and row is not None and row.status != "paid":
+        details = {
+            "billable_key": row.billable_key,
+            "customer_id": row.stripe_customer_id,
+            "invoice_id": row.stripe_invoice_id,
+            "subscription_id": row.stripe_subscription_id,
+            "hosted_invoice_url": row.hosted_invoice_url,
+        }
+        projector.notices.append(_signal(signals.payment_failed, details))
+
+
+def _on_invoice_change(projector: Projector, event: JSON) -> None:
+    obj = event["data"]["object"]
+    projector.invoice(obj["id"], obj)
+
+
+def _on_customer(projector: Projector, event: JSON) -> None:
+    obj = event["data"]["object"]
+    projector.customer(obj["id"], obj, deleted=event["type"] == "customer.deleted")
+
+
+def _on_catalog(projector: Projector, event: JSON) -> None:
+    projector.invalidate_prices()
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": _on_checkout_completed,
+    "customer.subscription.created": _on_subscription,
+    "customer.subscription.updated": _on_subscription,
+    "customer.subscription.deleted": _on_subscription,
+    "customer.subscription.paused": _on_subscription,
+    "customer.subscription.resumed": _on_subscription,
+    "customer.subscription.trial_will_end": _on_trial_will_end,
+    "invoice.paid": _on_invoice,
+    "invoice.payment_failed": _on_invoice,
+    "invoice.payment_action_required": _on_invoice,
+    **{
+        f"invoice.{change}": _on_invoice_change
+        for change in (
+            "created",
+            "finalized",
+            "updated",
+            "payment_succeeded",
+            "marked_uncollectible",
+            "voided",
+        )
+    },
+    "customer.created": _on_customer,
+    "customer.updated": _on_customer,
+    "customer.deleted": _on_customer,
+    **{
+        f"{kind}.{change}": _on_catalog
+        for kind in ("price", "product")
+        for change in ("created", "updated", "deleted")
+    },
+}
+
+
+def project_event(event: JSON) -> Projector | None:
+    """Apply one event in the current transaction; ``None`` when no handler knows its type."""
+    handler = HANDLERS.get(event["type"])
+    if handler is None:
+        return None
+    projector = Projector.for_app(EventMark.of(event))
+    handler(projector, event)
+    return projector
+
+
+def send_notices(projector: Projector) -> None:
+    """Send the signals collected while projecting (call after the commit)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    for notice in projector.notices:
+        notice(app)

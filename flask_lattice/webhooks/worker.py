@@ -1,0 +1,143 @@
+"""The lattice RQ worker: a fresh app context per job, and the drain on a timer.
+
+``flask lattice worker`` runs :func:`build_worker` with RQ's scheduler on (it moves
+retries with a backoff interval back onto the queue). Any number of workers, on any
+number of machines, may run against one Redis and one database: the inbox, the row
+locks and the watermarks make every job safe to run twice or side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
+from rq.utils import import_attribute
+
+from ..state import get_state
+from . import queue
+
+log = logging.getLogger(__name__)
+
+#: Events received this recently are being enqueued by the web process: the drain
+#: leaves them alone (seconds).
+DRAIN_MIN_AGE = 10.0
+
+
+class _LatticeMixin:
+    """What both worker classes add to RQ: the app, per-job contexts and the drain."""
+
+    app: Flask
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """Work the queue, after enqueueing what this process's web side handed over."""
+        queue.flush_enqueued(self.app)
+        worked: bool = super().work(*args, **kwargs)  # type: ignore[misc]
+        return worked
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        """Run one job inside a fresh app context (a new database session per job)."""
+        with self.app.app_context():
+            result: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
+        return result
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance (abandoned jobs, the scheduler), then the drain."""
+        super().run_maintenance_tasks()  # type: ignore[misc]
+        self.drain()
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wake up at least once per drain interval."""
+        interval: int = self.maintenance_interval  # type: ignore[attr-defined]
+        rq_timeout: int = super().dequeue_timeout  # type: ignore[misc]
+        return max(1, min(interval, rq_timeout))
+
+    def drain(self) -> None:
+        """Enqueue stored events that never reached the queue; never stops the worker."""
+        try:
+            with self.app.app_context():
+                queue.drain(self.app, min_age=DRAIN_MIN_AGE)
+        except Exception:
+            log.exception("drain failed; the next one retries")
+
+
+class LatticeWorker(_LatticeMixin, Worker):
+    """A forking RQ worker for the lattice queue (one work horse process per job).
+
+    A work horse that dies takes its job with it; RQ notices through the heartbeat
+    and retries the job. The heartbeat is kept short (``job_monitoring_interval`` plus a
+    grace period), so an abandoned job is retried within seconds, not minutes.
+    """
+
+    def __init__(self, *args: Any, app: Flask, heartbeat_grace: int = 10, **kwargs: Any) -> None:
+        self.app = app
+        self.heartbeat_grace = heartbeat_grace
+        super().__init__(*args, **kwargs)
+        # Import the job's modules once here, so that no work horse imports them again.
+        import_attribute(queue.PROCESS_EVENT)
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        """The forked child: drop the database connections inherited from the parent."""
+        with self.app.app_context():
+            for engine in get_state(self.app).db.engines.values():
+                engine.dispose(close=False)
+        super().main_work_horse(job, queue)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long a running job's heartbeat lasts before RQ counts the job abandoned."""
+        interval = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            interval = min(interval, max(1, int(job.timeout - working_time)))
+        return int(interval) + self.heartbeat_grace
+
+
+class LatticeSimpleWorker(_LatticeMixin, SimpleWorker):
+    """An in-process RQ worker (no fork), for tests and platforms without ``fork``.
+
+    In burst mode it does not listen for RQ's commands (stop a job, shut down): it quits
+    by itself once the queue is empty, and the listener would only slow its exit.
+    """
+
+    def __init__(self, *args: Any, app: Flask, **kwargs: Any) -> None:
+        self.app = app
+        self._burst = False
+        super().__init__(*args, **kwargs)
+
+    def work(self, burst: bool = False, **options: Any) -> bool:  # type: ignore[override]
+        """Work the queue (``burst``: until it is empty)."""
+        self._burst = burst
+        return super().work(burst=burst, **options)
+
+    def subscribe(self) -> None:
+        """Listen for RQ's commands, except in burst mode."""
+        if not self._burst:
+            super().subscribe()  # type: ignore[no-untyped-call]
+
+
+def build_worker(
+    app: Flask,
+    *,
+    simple: bool = False,
+    name: str | None = None,
+    job_monitoring_interval: int = 10,
+) -> LatticeWorker | LatticeSimpleWorker:
+    """A worker for ``app``'s lattice queue; call ``.work(burst=…, with_scheduler=…)``.
+
+    ``simple`` runs jobs in this process instead of a forked work horse. The drain runs
+    when the worker starts and then every ``LATTICE_DRAIN_INTERVAL`` seconds.
+    """
+    config = get_state(app).config
+    options: dict[str, Any] = {
+        "name": name,
+        "connection": queue.redis_connection(app),
+        "maintenance_interval": config.drain_interval,
+        "job_monitoring_interval": job_monitoring_interval,
+    }
+    queues = [queue.queue(app)]
+    if simple:
+        return LatticeSimpleWorker(queues, app=app, **options)
+    return LatticeWorker(queues, app=app, **options)

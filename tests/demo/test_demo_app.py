@@ -1,0 +1,326 @@
+"""Quillnote, the demo SaaS, through Flask's test client: accounts, notes, gating, billing.
+
+The app is the real ``demo_app.create_app()`` on the test database (SQLite and PostgreSQL),
+the test Redis and the sandbox. Paid states are reached the real way: Checkout paid on the
+sandbox's hosted page, the webhooks delivered to the app served over HTTP, and a worker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from demo_app import create_app, settings
+from demo_app.extensions import db
+from demo_app.models import Note, User
+from flask_lattice.models import Subscription
+from flask_lattice.testing import ensure_prices
+from tests.helpers.support import run_worker, serving
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def demo_factory(
+    database_url: str, redis_url: str, sandbox: Any, tmp_path: Any
+) -> Iterator[Callable[..., Flask]]:
+    """Build Quillnote on the test backends and the sandbox (CSRF off unless asked)."""
+    ensure_prices(sandbox.client(), settings.PRICES)
+    built: list[Flask] = []
+
+    def factory(environ: dict[str, str] | None = None, **overrides: Any) -> Flask:
+        config: dict[str, Any] = {
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "LATTICE_REDIS_URL": redis_url,
+            "LATTICE_STRIPE_MAX_NETWORK_RETRIES": 0,
+            "LATTICE_JOB_RETRY_INTERVALS": [0],
+        }
+        if environ is None:
+            config.update(
+                LATTICE_STRIPE_SECRET_KEY=sandbox.api_key,
+                LATTICE_STRIPE_API_BASE=sandbox.url,
+                LATTICE_WEBHOOK_SECRETS=[sandbox.webhook_secret],
+                QUILLNOTE_SANDBOX_URL=sandbox.url,
+            )
+        config.update(overrides)
+        app = create_app(config, instance_path=str(tmp_path / "instance"), environ=environ or {})
+        built.append(app)
+        return app
+
+    yield factory
+    for app in built:
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+@pytest.fixture
+def demo(demo_factory: Callable[..., Flask]) -> Flask:
+    return demo_factory()
+
+
+@pytest.fixture
+def client(demo: Flask) -> FlaskClient:
+    return demo.test_client()
+
+
+def sign_up(client: FlaskClient, email: str = "ada@example.com", name: str = "Ada") -> None:
+    response = client.post("/signup", data={"name": name, "email": email, "password": PASSWORD})
+    assert response.status_code == 302, response.text
+    assert response.headers["Location"] == "/dashboard"
+
+
+def subscribe(app: Flask, client: FlaskClient, sandbox: Any, plan: str = "pro") -> None:
+    """Pay Checkout for ``plan`` on the sandbox, deliver its webhooks and process them."""
+    with serving(app, sandbox):
+        response = client.post("/billing/checkout", data={"plan": plan, "interval": "month"})
+        assert response.status_code == 303, response.text
+        session_id = urlsplit(response.headers["Location"]).path.rsplit("/", 1)[-1]
+        sandbox.complete_checkout(session_id)
+        assert sandbox.wait_for_deliveries()
+    run_worker(app)
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+def test_sign_up_stores_a_password_hash_and_signs_in(demo: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    with demo.app_context():
+        user = db.session.scalar(sa.select(User))
+        assert user is not None
+        assert user.email == "ada@example.com"
+        assert PASSWORD not in user.password_hash
+        assert user.check_password(PASSWORD)
+        assert not user.check_password("wrong password")
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    assert "Your notes" in page.text
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"name": "", "email": "a@example.com", "password": PASSWORD}, "what to call you"),
+        ({"name": "A", "email": "not-an-email", "password": PASSWORD}, "valid email"),
+        ({"name": "A", "email": "a@example.com", "password": "short"}, "at least 8"),
+    ],
+)
+def test_sign_up_refuses_bad_input(client: FlaskClient, form: dict[str, str], message: str) -> None:
+    response = client.post("/signup", data=form)
+    assert response.status_code == 400
+    assert message in response.text
+
+
+def test_sign_up_refuses_a_taken_email(client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/logout")
+    response = client.post(
+        "/signup", data={"name": "Eve", "email": "ADA@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    assert "already exists" in response.text
+
+
+def test_log_in_and_out(client: FlaskClient) -> None:
+    sign_up(client)
+    assert client.post("/logout").status_code == 302
+    assert client.get("/dashboard").status_code == 302
+    refused = client.post("/login", data={"email": "ada@example.com", "password": "nope-nope"})
+    assert refused.status_code == 400
+    assert "do not match" in refused.text
+    accepted = client.post(
+        "/login?next=/export", data={"email": "ada@example.com", "password": PASSWORD}
+    )
+    assert accepted.headers["Location"] == "/export"
+    elsewhere = client.post(
+        "/login?next=https://evil.example/", data={"email": "a@b.c", "password": "x"}
+    )
+    assert "evil.example" not in elsewhere.headers.get("Location", "")
+
+
+def test_forms_need_a_csrf_token(demo_factory: Callable[..., Flask]) -> None:
+    app = demo_factory(WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    refused = client.post(
+        "/signup", data={"name": "A", "email": "a@example.com", "password": PASSWORD}
+    )
+    assert refused.status_code == 400
+    assert "CSRF" in refused.text
+    page = client.get("/signup")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    accepted = client.post(
+        "/signup",
+        data={"name": "A", "email": "a@example.com", "password": PASSWORD, "csrf_token": token[1]},
+    )
+    assert accepted.status_code == 302
+    assert (
+        client.post("/billing/checkout", data={"plan": "pro", "interval": "month"}).status_code
+        == 400
+    )
+
+
+# -- notes and gating ---------------------------------------------------------------------
+
+
+def test_free_plan_keeps_three_notes(demo: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    for number in range(settings.FREE_NOTE_LIMIT):
+        response = client.post("/notes", data={"title": f"Note {number}", "body": "text"})
+        assert response.headers["Location"] == "/dashboard"
+    refused = client.post("/notes", data={"title": "One too many"})
+    assert refused.headers["Location"] == "/billing/pricing"
+    with demo.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Note.id))) == settings.FREE_NOTE_LIMIT
+    assert "Upgrade to Pro" in client.get("/dashboard").text
+
+
+def test_notes_belong_to_their_owner(demo: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/notes", data={"title": "Private", "body": "mine"})
+    with demo.app_context():
+        note_id = db.session.scalar(sa.select(Note.id))
+    client.post("/logout")
+    sign_up(client, "eve@example.com", "Eve")
+    assert client.get(f"/notes/{note_id}").status_code == 404
+    assert client.post(f"/notes/{note_id}/delete").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/export", "/export/quillnote-notes.md", "/team"])
+def test_paid_pages_send_free_users_to_pricing(client: FlaskClient, path: str) -> None:
+    assert client.get(path).headers["Location"].startswith("/login")
+    sign_up(client)
+    refused = client.get(path)
+    assert refused.status_code == 302
+    target = urlsplit(refused.headers["Location"])
+    assert target.path == "/billing/pricing"
+    assert parse_qs(target.query)["next"] == [path]
+    assert "needs" in client.get(refused.headers["Location"]).text
+
+
+def test_pro_opens_export_but_not_team(demo: Flask, client: FlaskClient, sandbox: Any) -> None:
+    sign_up(client)
+    client.post("/notes", data={"title": "Groceries", "body": "eggs, flour"})
+    subscribe(demo, client, sandbox, "pro")
+
+    export = client.get("/export/quillnote-notes.md")
+    assert export.status_code == 200
+    assert export.mimetype == "text/markdown"
+    assert "## Groceries" in export.text
+    assert client.get("/team").headers["Location"].startswith("/billing/pricing")
+    for number in range(settings.FREE_NOTE_LIMIT + 1):
+        client.post("/notes", data={"title": f"More {number}"})
+    with demo.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Note.id))) == settings.FREE_NOTE_LIMIT + 2
+
+
+# -- billing page ---------------------------------------------------------------------------
+
+
+def test_billing_page_for_a_free_account(client: FlaskClient) -> None:
+    sign_up(client)
+    page = client.get("/account/billing")
+    assert page.status_code == 200
+    assert 'data-testid="billing-plan">Free' in page.text
+    assert "No invoices yet" in page.text
+    assert 'data-testid="see-plans"' in page.text
+
+
+def test_billing_page_shows_plan_renewal_invoice_and_operations(
+    demo: Flask, client: FlaskClient, sandbox: Any
+) -> None:
+    sign_up(client)
+    subscribe(demo, client, sandbox, "team")
+    page = client.get("/account/billing").text
+    with demo.app_context():
+        row = db.session.scalar(sa.select(Subscription))
+        assert row is not None
+        assert row.status == "trialing"
+    assert 'data-testid="billing-plan">Team' in page
+    assert 'data-testid="trial-end"' in page
+    assert 'data-testid="banner-trialing"' in page
+    assert 'data-testid="invoice-row"' in page  # the $0 trial invoice
+    for test_id in ("preview-pro-month", "seats-input", "pause", "cancel-at-period-end"):
+        assert f'data-testid="{test_id}"' in page
+    assert 'name="flow" value="payment_method_update"' in page
+    assert 'name="flow" value="subscription_cancel"' in page
+    assert client.get("/team").status_code == 200
+    full = client.post("/team", data={"email": "grace@example.com"}, follow_redirects=True)
+    assert "Every seat is taken" in full.text  # one seat, and the owner holds it
+
+
+def test_past_due_banner_links_to_the_payment_method_update(
+    demo: Flask, client: FlaskClient, sandbox: Any
+) -> None:
+    sign_up(client)
+    subscribe(demo, client, sandbox, "pro")
+    with demo.app_context():
+        customer_id = db.session.scalar(sa.select(Subscription.stripe_customer_id))
+    sandbox.update_payment_method(customer_id, "4000000000000341")
+    with serving(demo, sandbox):
+        sandbox.advance(days=32)
+        assert sandbox.wait_for_deliveries()
+    run_worker(demo)
+    page = client.get("/dashboard").text
+    assert 'data-testid="banner-past_due"' in page
+    assert 'data-testid="banner-update-payment-method"' in page
+    opened = client.post("/billing/portal", data={"flow": "payment_method_update"})
+    assert opened.status_code == 303
+    assert opened.headers["Location"].startswith(sandbox.url)
+    assert client.get("/export").status_code == 200  # Stripe is still retrying
+
+
+# -- the developer page and the two modes ---------------------------------------------------------
+
+
+def test_dev_page_moves_the_sandbox_clock(client: FlaskClient, sandbox: Any) -> None:
+    sign_up(client)
+    before = sandbox.now()
+    assert client.get("/dev").status_code == 200
+    moved = client.post("/dev/clock", data={"step": "week"}, follow_redirects=True)
+    assert "Sandbox time is now" in moved.text
+    assert sandbox.now() - before >= 7 * 86_400
+    assert client.post("/dev/clock", data={"step": "fortnight"}).status_code == 400
+
+
+def test_real_stripe_mode_hides_the_sandbox(demo_factory: Callable[..., Flask]) -> None:
+    environ = {
+        "STRIPE_SECRET_KEY": "sk_test_from_the_dashboard",
+        "STRIPE_WEBHOOK_SECRET": "whsec_from_stripe_listen",
+        "REDIS_URL": "redis://127.0.0.1:6379/5",
+    }
+    app = demo_factory(environ)
+    assert app.config["QUILLNOTE_SANDBOX"] is False
+    assert app.config["LATTICE_STRIPE_SECRET_KEY"] == "sk_test_from_the_dashboard"
+    assert app.config["LATTICE_STRIPE_API_BASE"] is None
+    assert app.config["LATTICE_WEBHOOK_SECRETS"] == "whsec_from_stripe_listen"
+    client = app.test_client()
+    sign_up(client)
+    assert client.get("/dev").status_code == 404
+    assert "Sandbox mode" not in client.get("/dashboard").text
+
+
+def test_settings_default_to_the_sandbox_and_the_instance_folder(tmp_path: Any) -> None:
+    config = settings.from_environment({}, str(tmp_path))
+    assert config["QUILLNOTE_SANDBOX"] is True
+    assert config["LATTICE_STRIPE_API_BASE"] == settings.SANDBOX_URL
+    assert config["LATTICE_REDIS_URL"] is None
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'quillnote.db'}"
+    chosen = settings.from_environment(
+        {"REDIS_URL": "redis://cache:6379/2", "DATABASE_URL": "postgresql+psycopg://db/app"},
+        str(tmp_path),
+    )
+    assert chosen["LATTICE_REDIS_URL"] == "redis://cache:6379/2"
+    assert chosen["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db/app"
+    again = settings.from_environment({}, str(tmp_path))
+    assert config["SECRET_KEY"] == again["SECRET_KEY"]  # kept in the instance folder

@@ -1,0 +1,149 @@
+"""Out-of-order and duplicated deliveries converge on the in-order projection.
+
+The sandbox's real event streams for five scenarios are recorded once per module. Each
+hypothesis example replays one scenario's events shuffled, with duplicates, in two
+batches (so some duplicates arrive after the original was processed), through the
+webhook route and a real RQ worker into an emptied database, and compares the
+projection with the in-order replay. Both modes run: re-fetching every object, and
+trusting the event payloads (where only the watermark keeps order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flask_lattice.testing import ensure_prices
+from tests.helpers.pipeline import (
+    JSON,
+    deliver,
+    empty_database,
+    event_statuses,
+    events_since,
+    signup,
+    snapshot,
+    switch_price,
+)
+from tests.helpers.support import TEST_PRICES, run_worker
+
+FAILING_CARD = "4000000000000341"
+
+
+def _record(sandbox: Any) -> dict[str, list[JSON]]:
+    """Run every scenario once against the sandbox; returns each one's events."""
+    client = sandbox.client()
+    recorded: dict[str, list[JSON]] = {}
+
+    def scenario(name: str, run: Callable[[], str]) -> None:
+        start = len(sandbox.events)
+        customer = run()
+        # Only this customer's events: the clock also renews earlier scenarios' customers.
+        recorded[name] = [
+            event
+            for event in events_since(sandbox, start)
+            if customer in (event["data"]["object"]["id"], event["data"]["object"].get("customer"))
+        ]
+
+    def upgrade() -> str:
+        ids = signup(sandbox, "user:upgrade")
+        switch_price(sandbox, ids["subscription"], "team_monthly")
+        return ids["customer"]
+
+    def cancel_at_period_end() -> str:
+        ids = signup(sandbox, "user:cancel")
+        client.v1.subscriptions.update(ids["subscription"], params={"cancel_at_period_end": True})
+        sandbox.advance(days=32)
+        return ids["customer"]
+
+    def renewal() -> str:
+        ids = signup(sandbox, "user:renewal")
+        sandbox.advance(days=32)
+        return ids["customer"]
+
+    def dunning() -> str:
+        ids = signup(sandbox, "user:dunning")
+        sandbox.update_payment_method(ids["customer"], card=FAILING_CARD)
+        sandbox.advance(days=32)
+        sandbox.advance(days=16)
+        return ids["customer"]
+
+    scenario("signup", lambda: signup(sandbox, "user:signup")["customer"])
+    scenario("upgrade", upgrade)
+    scenario("cancel_at_period_end", cancel_at_period_end)
+    scenario("renewal", renewal)
+    scenario("dunning", dunning)
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def streams(sandbox_server: Any) -> Iterator[tuple[Any, dict[str, list[JSON]]]]:
+    """The recorded streams; the sandbox keeps their objects for re-fetching."""
+    sandbox_server.reset()
+    ensure_prices(sandbox_server.client(), TEST_PRICES)
+    yield sandbox_server, _record(sandbox_server)
+    sandbox_server.reset()
+
+
+def _replay(app: Flask, secret: str, batches: list[list[JSON]]) -> JSON:
+    empty_database(app)
+    client = app.test_client()
+    for batch in batches:
+        deliver(client, batch, secret)
+        run_worker(app)
+    statuses = event_statuses(app)
+    assert all(status in ("processed", "ignored") for status, _ in statuses.values()), statuses
+    assert all(attempts == 1 for _, attempts in statuses.values()), statuses
+    return snapshot(app)
+
+
+SCENARIOS = ["signup", "upgrade", "cancel_at_period_end", "renewal", "dunning"]
+EXPECTED_FINAL = {
+    "signup": ("active", "pro"),
+    "upgrade": ("active", "team"),
+    "cancel_at_period_end": ("canceled", "pro"),
+    "renewal": ("active", "pro"),
+    "dunning": ("canceled", "pro"),
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_shuffled_and_duplicated_streams_converge(
+    app_factory: Callable[..., Flask], streams: tuple[Any, dict[str, list[JSON]]], scenario: str
+) -> None:
+    sandbox, recorded = streams
+    events = recorded[scenario]
+    # Two apps on one database: one re-fetches every object, one trusts the payloads.
+    apps = {
+        trust: app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS=trust)
+        for trust in (False, True)
+    }
+    in_order = _replay(apps[False], sandbox.webhook_secret, [events])
+    assert _replay(apps[True], sandbox.webhook_secret, [events]) == in_order
+    billable = "user:" + scenario.split("_", maxsplit=1)[0]
+    assert [
+        (row["status"], row["plan_key"])
+        for row in in_order["subscriptions"]
+        if row["billable_key"] == billable
+    ] == [EXPECTED_FINAL[scenario]]
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(data=st.data())
+    def shuffled(data: st.DataObject) -> None:
+        trust = data.draw(st.booleans(), label="trust payloads")
+        extra = data.draw(st.lists(st.sampled_from(range(len(events))), max_size=len(events)))
+        order = data.draw(st.permutations(list(range(len(events))) + extra))
+        cut = data.draw(st.integers(0, len(order)))
+        batches = [[events[index] for index in part] for part in (order[:cut], order[cut:])]
+        assert _replay(apps[trust], sandbox.webhook_secret, batches) == in_order
+
+    shuffled()

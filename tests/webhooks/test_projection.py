@@ -1,0 +1,235 @@
+"""Projection rules: signals, failures and retries, unknown types, trusted payloads."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_lattice import signals
+from flask_lattice.models import Customer
+from tests.helpers.pipeline import JSON, deliver, event_statuses, post_event, signup
+from tests.helpers.support import TEST_WEBHOOK_SECRET, host, run_worker, subscription_row
+
+
+@pytest.fixture
+def received() -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """Every lattice signal sent during the test, by name, with its keyword arguments."""
+    seen: dict[str, list[dict[str, Any]]] = {}
+    receivers = []
+    for signal in (
+        signals.subscription_changed,
+        signals.payment_failed,
+        signals.trial_will_end,
+        signals.event_processed,
+    ):
+
+        def receiver(sender: Any, _name: str = signal.name, **kwargs: Any) -> None:
+            seen.setdefault(_name, []).append(kwargs)
+
+        signal.connect(receiver)
+        receivers.append((signal, receiver))
+    yield seen
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)
+
+
+def test_signup_projects_links_and_signals(
+    app: Flask, sandbox: Any, received: dict[str, list[dict[str, Any]]]
+) -> None:
+    start = len(sandbox.events)
+    ids = signup(sandbox, "user:7")
+    events = sandbox.events[start:]
+    deliver(app.test_client(), events, sandbox.webhook_secret)
+    run_worker(app)
+    row = subscription_row(app, ids["subscription"])
+    assert (row.status, row.plan_key, row.billable_key) == ("active", "pro", "user:7")
+    assert row.current_period_end is not None and row.current_period_start is not None
+    assert row.price_ids == [row.items[0].price_id] if row.items else True
+    with app.app_context():
+        customer = host(app).db.session.scalar(sa.select(Customer))
+        assert customer is not None
+        assert (customer.stripe_customer_id, customer.billable_key) == (ids["customer"], "user:7")
+    changes = received["lattice.subscription-changed"]
+    assert changes[0] == {
+        "billable_key": "user:7",
+        "subscription_id": ids["subscription"],
+        "old_status": None,
+        "new_status": "active",
+        "old_plan": None,
+        "new_plan": "pro",
+    }
+    processed = received["lattice.event-processed"]
+    assert sorted(item["event_id"] for item in processed) == sorted(e["id"] for e in events)
+    assert {item["status"] for item in processed} == {"processed", "ignored"}
+
+
+def test_dunning_sends_payment_failed_and_ends_canceled(
+    app: Flask, sandbox: Any, received: dict[str, list[dict[str, Any]]]
+) -> None:
+    ids = signup(sandbox, "user:late")
+    sandbox.update_payment_method(ids["customer"], card="4000000000000341")
+    sandbox.advance(days=32)
+    deliver(app.test_client(), sandbox.events, sandbox.webhook_secret)
+    run_worker(app)
+    assert subscription_row(app, ids["subscription"]).status == "past_due"
+    failed = received["lattice.payment-failed"]
+    assert failed and failed[0]["billable_key"] == "user:late"
+    assert failed[0]["subscription_id"] == ids["subscription"]
+    assert failed[0]["hosted_invoice_url"]
+    seen = {event["id"] for event in sandbox.events}
+    sandbox.advance(days=16)
+    later = [event for event in sandbox.events if event["id"] not in seen]
+    deliver(app.test_client(), later, sandbox.webhook_secret)
+    run_worker(app)
+    row = subscription_row(app, ids["subscription"])
+    assert (row.status, row.ended_at is not None) == ("canceled", True)
+    # Events are re-fetched: the first projection already saw the past_due state.
+    statuses = [change["new_status"] for change in received["lattice.subscription-changed"]]
+    assert statuses == ["past_due", "canceled"]
+
+
+def test_trial_will_end_is_signalled_while_trialing(
+    app: Flask, sandbox: Any, received: dict[str, list[dict[str, Any]]]
+) -> None:
+    client = sandbox.client()
+    customer = client.v1.customers.create(params={"metadata": {"lattice_billable": "user:t"}})
+    price = client.v1.prices.list(params={"lookup_keys": ["team_monthly"]}).data[0]
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "customer": customer.id,
+            "line_items": [{"price": price.id, "quantity": 1}],
+            "subscription_data": {"trial_period_days": 14},
+            "success_url": "http://127.0.0.1/done",
+        }
+    )
+    sandbox.complete_checkout(session.id)
+    sandbox.advance(days=12)
+    deliver(app.test_client(), sandbox.events, sandbox.webhook_secret)
+    run_worker(app)
+    (notice,) = received["lattice.trial-will-end"]
+    assert notice["billable_key"] == "user:t"
+    assert notice["trial_end"] is not None
+    assert received["lattice.subscription-changed"][0]["new_status"] == "trialing"
+
+
+def test_unknown_event_types_are_stored_and_ignored(app: Flask, sandbox: Any) -> None:
+    event = {
+        "id": "evt_unknown_type",
+        "object": "event",
+        "type": "radar.early_fraud_warning.created",
+        "created": sandbox.now(),
+        "livemode": False,
+        "data": {"object": {"id": "issfr_1"}},
+    }
+    assert post_event(app.test_client(), event, sandbox.webhook_secret).status_code == 200
+    run_worker(app)
+    assert event_statuses(app) == {"evt_unknown_type": ("ignored", 1)}
+
+
+def test_a_failing_handler_marks_the_event_failed_and_replay_recovers_it(
+    app_factory: Callable[..., Flask], sandbox: Any, received: dict[str, list[dict[str, Any]]]
+) -> None:
+    app = app_factory(sandbox=sandbox)
+    billing = app.extensions["lattice"]
+    broken = {"on": True}
+
+    def handler(event: JSON) -> None:
+        if broken["on"]:
+            raise RuntimeError("the host's handler broke")
+
+    billing.hooks.event_handlers["customer.subscription.updated"] = [handler]
+    start = len(sandbox.events)
+    ids = signup(sandbox, "user:retry")
+    deliver(app.test_client(), sandbox.events[start:], sandbox.webhook_secret)
+    run_worker(app)
+    failed = {key: value for key, value in event_statuses(app).items() if value[0] == "failed"}
+    assert len(failed) == 1
+    (event_id,) = failed
+    attempts = 1 + len(app.config["LATTICE_JOB_RETRY_INTERVALS"])
+    assert failed[event_id] == ("failed", attempts)
+    with app.app_context():
+        cli = app.test_cli_runner()
+        listing = cli.invoke(args=["lattice", "events", "--status", "failed"])
+    assert event_id in listing.output and "the host's handler broke" in listing.output
+    assert any(item["status"] == "failed" for item in received["lattice.event-processed"])
+
+    broken["on"] = False
+    result = app.test_cli_runner().invoke(args=["lattice", "replay", "--failed"])
+    assert result.exit_code == 0, result.output
+    run_worker(app)
+    assert event_statuses(app)[event_id] == ("processed", 1)
+    assert subscription_row(app, ids["subscription"]).status == "active"
+
+
+def _subscription_event(
+    event_id: str, created: int, status: str, subscription_id: str = "sub_trusted"
+) -> JSON:
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "created": created,
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": subscription_id,
+                "object": "subscription",
+                "customer": "cus_trusted",
+                "status": status,
+                "metadata": {"lattice_billable": "user:trusted"},
+                "cancel_at_period_end": False,
+                "items": {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": "si_trusted",
+                            "quantity": 1,
+                            "current_period_start": created,
+                            "current_period_end": created + 30 * 86400,
+                            "price": {"id": "price_x", "lookup_key": "team_monthly"},
+                        }
+                    ],
+                    "has_more": False,
+                },
+            }
+        },
+    }
+
+
+def test_trusted_payloads_never_let_an_older_snapshot_win(
+    app_factory: Callable[..., Flask],
+) -> None:
+    # No sandbox: every Stripe call would fail, so these are projected from payloads.
+    app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
+    client = app.test_client()
+    newer = _subscription_event("evt_newer", 2_000_000_100, "active")
+    older = _subscription_event("evt_older", 2_000_000_000, "incomplete")
+    for event in (newer, older):
+        assert post_event(client, event, TEST_WEBHOOK_SECRET).status_code == 200
+    run_worker(app)
+    assert event_statuses(app) == {"evt_newer": ("processed", 1), "evt_older": ("processed", 1)}
+    row = subscription_row(app, "sub_trusted")
+    assert (row.status, row.plan_key, row.billable_key) == ("active", "team", "user:trusted")
+    assert (row.watermark_event_id, int(row.watermark_created.timestamp())) == (
+        "evt_newer",
+        2_000_000_100,
+    )
+
+    # A newer snapshot still wins, and a tie (same second) is re-fetched: here Stripe is
+    # unreachable, so the tie fails and is retried rather than guessed.
+    newest = _subscription_event("evt_newest", 2_000_000_200, "past_due")
+    tie = copy.deepcopy(newest)
+    tie["id"], tie["data"]["object"]["status"] = "evt_tie", "active"
+    for event in (newest, tie):
+        assert post_event(client, event, TEST_WEBHOOK_SECRET).status_code == 200
+    run_worker(app)
+    statuses = event_statuses(app)
+    assert statuses["evt_newest"] == ("processed", 1)
+    assert statuses["evt_tie"][0] == "failed"
+    assert subscription_row(app, "sub_trusted").status == "past_due"
