@@ -14,14 +14,14 @@ from flask.cli import AppGroup
 from redis.exceptions import RedisError
 from rq import Worker
 
-from .models import Base, WebhookEvent
+from .models import Base, EventStatus, WebhookEvent
 from .state import get_state
 from .stripe_gateway import StripeAPIError
 from .webhooks import queue
 
 lattice_cli = AppGroup("lattice", help="Flask-Lattice billing commands.")
 
-EVENT_STATUSES = ("received", "processed", "ignored", "failed")
+EVENT_STATUSES = [status.value for status in EventStatus]
 
 
 @lattice_cli.command("worker")
@@ -94,7 +94,9 @@ def replay(event_id: str | None, failed: bool) -> None:
     table = cast(sa.Table, WebhookEvent.__table__)
     query = sa.select(table.c.id).order_by(table.c.created)
     query = (
-        query.where(table.c.id == event_id) if event_id else query.where(table.c.status == "failed")
+        query.where(table.c.id == event_id)
+        if event_id
+        else query.where(table.c.status == EventStatus.FAILED)
     )
     ids = list(session.scalars(query))
     if event_id and not ids:
@@ -102,7 +104,7 @@ def replay(event_id: str | None, failed: bool) -> None:
     session.execute(
         sa.update(table)
         .where(table.c.id.in_(ids))
-        .values(status="received", attempts=0, last_error=None, processed_at=None)
+        .values(status=EventStatus.RECEIVED, attempts=0, last_error=None, processed_at=None)
     )
     session.commit()
     try:

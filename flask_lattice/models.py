@@ -11,6 +11,7 @@ Amounts are integers in minor units; timestamps are timezone-aware UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,7 +86,31 @@ class TimestampedMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Customer(TimestampedMixin, Base):
+class WatermarkMixin:
+    """The newest event applied to a row: its ``created`` time (UTC) and its ``evt_…`` id.
+
+    An event older than the watermark is stale and never overwrites the row; see
+    :mod:`flask_lattice.webhooks.projection`.
+    """
+
+    watermark_created: Mapped[datetime | None]
+    watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class EventStatus(StrEnum):
+    """Where a stored webhook event is in the pipeline (``lattice_webhook_events.status``)."""
+
+    #: Stored by the webhook route; its job is queued or waiting for the drain.
+    RECEIVED = "received"
+    #: Projected, and the ``@billing.on_event`` handlers ran.
+    PROCESSED = "processed"
+    #: Nothing to project and no handler: kept for the record.
+    IGNORED = "ignored"
+    #: Every attempt failed; ``last_error`` says why. ``flask lattice replay`` retries it.
+    FAILED = "failed"
+
+
+class Customer(TimestampedMixin, WatermarkMixin, Base):
     """The one Stripe customer of a billable (user, account or team)."""
 
     __tablename__ = "lattice_customers"
@@ -97,11 +122,9 @@ class Customer(TimestampedMixin, Base):
     name: Mapped[str | None] = mapped_column(sa.String(255))
     livemode: Mapped[bool] = mapped_column(default=False)
     deleted: Mapped[bool] = mapped_column(default=False)
-    watermark_created: Mapped[datetime | None]
-    watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
 
 
-class Subscription(TimestampedMixin, Base):
+class Subscription(TimestampedMixin, WatermarkMixin, Base):
     """A Stripe subscription as last confirmed by a webhook or a sync."""
 
     __tablename__ = "lattice_subscriptions"
@@ -125,8 +148,6 @@ class Subscription(TimestampedMixin, Base):
     pause_collection_behavior: Mapped[str | None] = mapped_column(sa.String(32))
     pause_resumes_at: Mapped[datetime | None]
     livemode: Mapped[bool] = mapped_column(default=False)
-    watermark_created: Mapped[datetime | None]
-    watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     items: Mapped[list[SubscriptionItem]] = relationship(
@@ -154,7 +175,7 @@ class SubscriptionItem(Base):
     subscription: Mapped[Subscription] = relationship(back_populates="items")
 
 
-class Invoice(TimestampedMixin, Base):
+class Invoice(TimestampedMixin, WatermarkMixin, Base):
     """A short invoice history per customer, for the billing page."""
 
     __tablename__ = "lattice_invoices"
@@ -176,8 +197,6 @@ class Invoice(TimestampedMixin, Base):
     period_start: Mapped[datetime | None]
     period_end: Mapped[datetime | None]
     stripe_created: Mapped[datetime | None]
-    watermark_created: Mapped[datetime | None]
-    watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
 
 
 class Price(Base):
@@ -213,7 +232,7 @@ class WebhookEvent(Base):
     api_version: Mapped[str | None] = mapped_column(sa.String(64))
     payload: Mapped[str] = mapped_column(sa.Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    status: Mapped[str] = mapped_column(sa.String(16), default="received")
+    status: Mapped[str] = mapped_column(sa.String(16), default=EventStatus.RECEIVED)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     processed_at: Mapped[datetime | None]

@@ -25,13 +25,13 @@ from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
-from ..models import WebhookEvent, utcnow
+from ..models import EventStatus, WebhookEvent, utcnow
 from ..state import get_state
 from . import projection
 
 log = logging.getLogger(__name__)
 
-DONE = ("processed", "ignored")
+DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 _EVENTS = cast(sa.Table, WebhookEvent.__table__)
 
 
@@ -50,7 +50,9 @@ def process_event(event_id: str) -> str:
     except Exception as error:
         session.rollback()
         event_type = _mark_failed(session, event_id, error)
-        signals.event_processed.send(app, event_id=event_id, event_type=event_type, status="failed")
+        signals.event_processed.send(
+            app, event_id=event_id, event_type=event_type, status=EventStatus.FAILED
+        )
         raise
     if projector is not None:
         projection.send_notices(projector)
@@ -96,7 +98,7 @@ def _apply(
     handlers = get_state().hooks.event_handlers.get(event_type, ())
     for handler in handlers:
         handler(event)
-    status = "processed" if projector is not None or handlers else "ignored"
+    status = EventStatus.PROCESSED if projector is not None or handlers else EventStatus.IGNORED
     session.execute(
         sa.update(_EVENTS)
         .where(_EVENTS.c.id == event_id)
@@ -112,7 +114,7 @@ def _mark_failed(session: scoped_session[Any], event_id: str, error: BaseExcepti
     session.execute(
         sa.update(_EVENTS)
         .where(_EVENTS.c.id == event_id, _EVENTS.c.status.not_in(DONE))
-        .values(status="failed", last_error=summary[:2000])
+        .values(status=EventStatus.FAILED, last_error=summary[:2000])
     )
     event_type: str = (
         session.scalar(sa.select(_EVENTS.c.type).where(_EVENTS.c.id == event_id)) or ""

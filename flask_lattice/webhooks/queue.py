@@ -35,7 +35,7 @@ from rq.job import Job, JobStatus
 from rq.queue import EnqueueData
 from rq.registry import StartedJobRegistry
 
-from ..models import WebhookEvent, utcnow
+from ..models import EventStatus, WebhookEvent, utcnow
 from ..state import LatticeState, get_state
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ RESULT_TTL = 3600
 #: How long RQ keeps a failed job (seconds).
 FAILURE_TTL = 7 * 86400
 #: Stored events that are not done: the drain looks for these.
-PENDING_STATUSES = ("received",)
+PENDING_STATUSES = (EventStatus.RECEIVED,)
 #: Job states after which a pending event needs a new job.
 _ENDED = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 
@@ -361,7 +361,7 @@ def _give_up(state: LatticeState, event_ids: list[str], attempts: int) -> None:
             sa.update(table)
             .where(table.c.id.in_(event_ids), table.c.status.in_(PENDING_STATUSES))
             .values(
-                status="failed",
+                status=EventStatus.FAILED,
                 last_error=f"the job stopped without finishing {attempts} times "
                 "(worker killed or out of memory?); replay it once the cause is fixed",
             )

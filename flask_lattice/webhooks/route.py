@@ -22,7 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
 from ..direct import DirectStatement
 from ..errors import BillingHTTPError
-from ..models import WebhookEvent, from_timestamp, insert_ignoring_conflicts, utcnow
+from ..models import EventStatus, WebhookEvent, from_timestamp, insert_ignoring_conflicts, utcnow
 from ..state import get_state
 from ..stripe_gateway import InvalidSignature, verify_signature
 from . import queue
@@ -122,7 +122,7 @@ def _event_row(payload: bytes) -> dict[str, Any]:
         "api_version": api_version if isinstance(api_version, str) else None,
         "payload": text,
         "received_at": utcnow(),
-        "status": "received",
+        "status": EventStatus.RECEIVED,
         "attempts": 0,
     }
 
