@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check flask_lattice demo_app tests bench docs/conf.py
 	$(BIN)/mypy
 	$(BIN)/mypy tests/typing
+	$(BIN)/lint-imports
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -8,12 +8,16 @@ both alike. Prints the ratio of gated to ungated requests per second (the median
 per-round ratios; the target is 0.9) and what the check adds to each request.
 
     python -m bench.gated_view [--bare] [--requests 300] [--rounds 21] [--database-url URL]
+
+It always measures a SQLite file; with ``--database-url`` (or ``LATTICE_TEST_DATABASE_URL``
+set) it measures that database too, in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import tempfile
 import time
@@ -163,13 +167,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument(
         "--database-url",
-        help="a scratch database (its users and lattice tables are recreated); "
-        "default: a SQLite file in a temporary folder",
+        default=os.environ.get("LATTICE_TEST_DATABASE_URL"),
+        help="a scratch database server to measure as well as SQLite (its users and lattice "
+        "tables are recreated); default: LATTICE_TEST_DATABASE_URL, if set",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
-        run(url, args.requests, args.rounds, bare=args.bare)
+        urls = [f"sqlite:///{Path(folder) / 'bench.db'}"]
+        if args.database_url:
+            urls.append(args.database_url)
+        for url in urls:
+            run(url, args.requests, args.rounds, bare=args.bare)
+            print()
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from flask_lattice.errors import StripeAPIError
 from flask_lattice.state import get_state
-from flask_lattice.stripe_gateway import StripeAPIError, translated
+from flask_lattice.stripe_gateway import translated
 from flask_lattice.testing import ensure_prices
 
 from . import create_app, default_instance_path, settings

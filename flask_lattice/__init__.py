@@ -1,25 +1,113 @@
 """Flask-Lattice: Stripe subscription billing for Flask.
 
 The app starts the flow; webhooks confirm reality.
+
+Everything a host app uses is importable from here. Three subpackages are public too:
+:mod:`flask_lattice.signals`, :mod:`flask_lattice.testing` and :mod:`flask_lattice.sandbox`.
+Every other module is internal and may change between releases.
 """
 
-from .access.gates import feature_required, plan_required, requires_feature, requires_plan
+from . import signals
+from .access.gates import (
+    Denial,
+    current_access,
+    default_denial_response,
+    default_policy,
+    feature_required,
+    plan_required,
+    requires_feature,
+    requires_plan,
+)
+from .access.policy import LIVE_STATUSES, Access, AccessPolicy, PolicyFunction, SubscriptionState
 from .billable import Billable
-from .errors import ConfigurationError, LatticeError, StripeGuardError, UnknownPlanError
+from .billing.prices import CatalogProblem, check_catalog, format_amount
+from .errors import (
+    BillingHTTPError,
+    BillingObjectNotFound,
+    BillingUnavailable,
+    CardDeclined,
+    CheckoutRefused,
+    ConfigurationError,
+    CSRFTokenError,
+    DowngradeRefused,
+    InvalidSignature,
+    LatticeError,
+    OperationConflict,
+    OperationRefused,
+    PaymentFailed,
+    PortalRefused,
+    PriceUnavailable,
+    StripeAPIError,
+    StripeGuardError,
+    StripeNotFound,
+    StripeRequestError,
+    StripeUnavailable,
+    SubscriptionNotFound,
+    UnknownPlanError,
+    WebhookRejected,
+)
 from .extension import LatticeBilling
+from .models import (
+    Customer,
+    EventStatus,
+    Invoice,
+    Price,
+    Subscription,
+    SubscriptionItem,
+    WebhookEvent,
+)
 from .plans import Plan, PlanCatalog
 
 __all__ = [
+    "LIVE_STATUSES",
+    "Access",
+    "AccessPolicy",
     "Billable",
+    "BillingHTTPError",
+    "BillingObjectNotFound",
+    "BillingUnavailable",
+    "CSRFTokenError",
+    "CardDeclined",
+    "CatalogProblem",
+    "CheckoutRefused",
     "ConfigurationError",
+    "Customer",
+    "Denial",
+    "DowngradeRefused",
+    "EventStatus",
+    "InvalidSignature",
+    "Invoice",
     "LatticeBilling",
     "LatticeError",
+    "OperationConflict",
+    "OperationRefused",
+    "PaymentFailed",
     "Plan",
     "PlanCatalog",
+    "PolicyFunction",
+    "PortalRefused",
+    "Price",
+    "PriceUnavailable",
+    "StripeAPIError",
     "StripeGuardError",
+    "StripeNotFound",
+    "StripeRequestError",
+    "StripeUnavailable",
+    "Subscription",
+    "SubscriptionItem",
+    "SubscriptionNotFound",
+    "SubscriptionState",
     "UnknownPlanError",
+    "WebhookEvent",
+    "WebhookRejected",
+    "check_catalog",
+    "current_access",
+    "default_denial_response",
+    "default_policy",
     "feature_required",
+    "format_amount",
     "plan_required",
     "requires_feature",
     "requires_plan",
+    "signals",
 ]

@@ -14,9 +14,9 @@ from flask.cli import AppGroup
 from redis.exceptions import RedisError
 from rq import Worker
 
+from .errors import StripeAPIError
 from .models import Base, EventStatus, WebhookEvent
 from .state import get_state
-from .stripe_gateway import StripeAPIError
 from .webhooks import queue
 
 lattice_cli = AppGroup("lattice", help="Flask-Lattice billing commands.")

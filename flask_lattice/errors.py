@@ -1,8 +1,17 @@
-"""Exceptions raised by Flask-Lattice.
+"""Every exception Flask-Lattice raises, under one root: :class:`LatticeError`.
 
-Programming and configuration mistakes raise :class:`LatticeError` subclasses.
-Problems caused by a request raise :class:`BillingHTTPError` subclasses, which are
-Werkzeug ``HTTPException`` s with a description, so Flask renders them as 4xx answers.
+Three families sit under the root:
+
+* **Programming and configuration mistakes** (:class:`ConfigurationError`,
+  :class:`UnknownPlanError`, :class:`StripeGuardError`): a developer must fix the code or
+  the ``LATTICE_*`` settings. Raised in a request, they are 500s.
+* **Stripe call failures** (:class:`StripeAPIError` and its subclasses): what Stripe (or the
+  network) answered, translated from the ``stripe`` SDK's errors by the Stripe gateway. They
+  carry Stripe's ``code``, ``param``, ``decline_code`` and request id, never a secret.
+* **Request errors** (:class:`BillingHTTPError` and its subclasses): a request the extension
+  cannot serve. They are Werkzeug ``HTTPException`` s with a ``description`` that says what
+  was wrong, so Flask renders them as 4xx (or 503) answers, and a host can register an
+  error handler for the whole family or for one class.
 """
 
 from __future__ import annotations
@@ -11,15 +20,19 @@ from werkzeug.exceptions import HTTPException
 
 
 class LatticeError(Exception):
-    """Base class for errors that a developer must fix."""
+    """The root of every Flask-Lattice exception."""
+
+
+# -- programming and configuration mistakes ----------------------------------------------
 
 
 class ConfigurationError(LatticeError):
-    """A ``LATTICE_*`` setting is missing or invalid; the message names the key."""
+    """A setting is missing or invalid (a ``LATTICE_*`` key, or the app's ``SECRET_KEY``);
+    the message names the key."""
 
 
-class UnknownPlanError(LatticeError, KeyError):
-    """A plan key that is not in the catalog was asked for."""
+class UnknownPlanError(ConfigurationError, KeyError):
+    """A plan key that is not in the catalog (``LATTICE_PLANS``) was asked for."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown plan"
@@ -29,7 +42,118 @@ class StripeGuardError(LatticeError):
     """A Stripe call was refused before anything was sent (proration or pause guard)."""
 
 
-class BillingHTTPError(HTTPException):
-    """Base class for request errors; ``description`` says what was wrong."""
+# -- Stripe call failures ------------------------------------------------------------------
+
+
+class StripeAPIError(LatticeError):
+    """A Stripe call failed. Carries what Stripe said, never the request's secrets.
+
+    ``http_status`` is Stripe's HTTP status (``None`` when Stripe was not reached); ``code``,
+    ``param`` and ``decline_code`` are the fields of Stripe's ``error`` object;
+    ``request_id`` is Stripe's ``Request-Id`` header, for Stripe's support.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        decline_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+        self.param = param
+        self.request_id = request_id
+        self.decline_code = decline_code
+
+
+class StripeNotFound(StripeAPIError):
+    """The object does not exist (``resource_missing``, or HTTP 404)."""
+
+
+class CardDeclined(StripeAPIError):
+    """The card was declined or could not be charged (Stripe's ``card_error``)."""
+
+
+class StripeUnavailable(StripeAPIError):
+    """Stripe could not be reached or answered 409, 429 or 5xx: retry later."""
+
+
+class StripeRequestError(StripeAPIError):
+    """Stripe refused the request (invalid params, authentication, permission, idempotency)."""
+
+
+class InvalidSignature(LatticeError, ValueError):
+    """A webhook body's ``Stripe-Signature`` does not verify; the message says why."""
+
+
+# -- request errors --------------------------------------------------------------------------
+
+
+class BillingHTTPError(LatticeError, HTTPException):
+    """A request the extension cannot serve; ``description`` says what was wrong (400)."""
 
     code = 400
+
+
+class CSRFTokenError(BillingHTTPError):
+    """A form arrived without a valid CSRF token (400)."""
+
+
+class WebhookRejected(BillingHTTPError):
+    """A delivery that is not a verified, well-formed Stripe event (400); nothing was stored."""
+
+
+class CheckoutRefused(BillingHTTPError):
+    """The request does not name a plan and interval that can be bought (400)."""
+
+
+class PortalRefused(BillingHTTPError):
+    """The portal cannot be opened for this request: unknown flow, nothing to manage (400)."""
+
+
+class OperationRefused(BillingHTTPError):
+    """A subscription change is malformed or altered: unknown plan, bad quantity (400)."""
+
+
+class OperationConflict(BillingHTTPError):
+    """The change cannot be made in the subscription's current state (409)."""
+
+    code = 409
+
+
+class DowngradeRefused(OperationConflict):
+    """The host's ``@billing.downgrade_guard`` refused a downgrade (409)."""
+
+
+class PaymentFailed(BillingHTTPError):
+    """Stripe declined the card (402)."""
+
+    code = 402
+
+
+class BillingObjectNotFound(BillingHTTPError):
+    """No such billing object for this billable: a Checkout Session or subscription (404)."""
+
+    code = 404
+
+
+class SubscriptionNotFound(BillingObjectNotFound):
+    """The named subscription does not exist or belongs to another billable (404)."""
+
+    description = "No such subscription."
+
+
+class BillingUnavailable(BillingHTTPError):
+    """Stripe could not be reached or refused the call; nothing was changed (503)."""
+
+    code = 503
+
+
+class PriceUnavailable(BillingUnavailable):
+    """The plan's price cannot be offered right now: missing, inactive or mismatched (503)."""

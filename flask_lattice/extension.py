@@ -15,7 +15,6 @@ from flask import Flask
 
 from . import cli, config
 from .access import gates
-from .access.policy import AccessPolicy
 from .billing.facade import SubscriptionsFacade
 from .errors import LatticeError
 from .models import attach_tables
@@ -82,7 +81,6 @@ class LatticeBilling:
             db=database,
             hooks=self.hooks,
             stripe=StripeGateway.from_config(settings),
-            default_policy=AccessPolicy.from_config(settings),
         )
         app.register_blueprint(views.blueprint, url_prefix=settings.url_prefix)
         gates.install_template_helpers(app)

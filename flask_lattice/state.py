@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app, g
+from flask import Flask, abort, current_app, g
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from .billable import Billable, billable_from_user
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
     from redis import Redis
 
-    from .access.policy import AccessPolicy
     from .stripe_gateway import StripeGateway
 
 EXTENSION_KEY = "lattice"
@@ -45,8 +45,6 @@ class LatticeState:
     db: SQLAlchemy
     hooks: Hooks
     stripe: StripeGateway
-    #: The built-in access policy of ``config``, used unless ``hooks.access_policy`` is set.
-    default_policy: AccessPolicy
     redis: Redis[bytes] | None = None
 
 
@@ -76,3 +74,16 @@ def current_billable() -> Billable | None:
             g.lattice_billable = loader()
     billable: Billable | None = g.lattice_billable
     return billable
+
+
+def unauthorized() -> ResponseReturnValue:
+    """What an anonymous request gets: Flask-Login's ``login_manager.unauthorized()`` (its
+    login redirect, or its 401), or a plain 401 when the app has no Flask-Login.
+
+    The one answer for every route and gate that needs a billable.
+    """
+    login_manager = getattr(current_app, "login_manager", None)
+    if login_manager is None:
+        abort(401, description="Sign in to continue.")
+    response: ResponseReturnValue = login_manager.unauthorized()
+    return response

@@ -33,7 +33,15 @@ import stripe
 from flask import current_app, has_app_context
 
 from .config import LatticeConfig
-from .errors import StripeGuardError
+from .errors import (
+    CardDeclined,
+    InvalidSignature,
+    StripeAPIError,
+    StripeGuardError,
+    StripeNotFound,
+    StripeRequestError,
+    StripeUnavailable,
+)
 from .signals import stripe_request
 
 T = TypeVar("T")
@@ -54,44 +62,6 @@ _PAUSE_CALL = re.compile(r"/v1/subscriptions(/[^/]+)?")
 
 
 # -- errors ---------------------------------------------------------------------------
-
-
-class StripeAPIError(Exception):
-    """A Stripe call failed. Carries what Stripe said, never the request's secrets."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        code: str | None = None,
-        param: str | None = None,
-        request_id: str | None = None,
-        decline_code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
-        self.code = code
-        self.param = param
-        self.request_id = request_id
-        self.decline_code = decline_code
-
-
-class StripeNotFound(StripeAPIError):
-    """The object does not exist (``resource_missing``)."""
-
-
-class CardDeclined(StripeAPIError):
-    """The card was declined or could not be charged (``card_error``)."""
-
-
-class StripeUnavailable(StripeAPIError):
-    """Stripe could not be reached or answered 409/429/5xx: retry later."""
-
-
-class StripeRequestError(StripeAPIError):
-    """Stripe refused the request (invalid params, authentication, permission, idempotency)."""
 
 
 def translate_error(error: stripe.StripeError) -> StripeAPIError:
@@ -410,10 +380,6 @@ class StripeGateway:
 
 
 # -- webhook signatures (used by webhooks.py) ------------------------------------------
-
-
-class InvalidSignature(ValueError):
-    """A webhook body's ``Stripe-Signature`` does not verify; the message says why."""
 
 
 def verify_signature(payload: bytes, header: str, secret: str, tolerance: int) -> None:

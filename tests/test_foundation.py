@@ -17,8 +17,9 @@ from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from flask_lattice import ConfigurationError, LatticeBilling, LatticeError
+from flask_lattice import LatticeBilling
 from flask_lattice.config import SETTINGS
+from flask_lattice.errors import ConfigurationError, LatticeError
 from flask_lattice.models import Base, WebhookEvent
 from tests.helpers.support import TEST_PLANS, host
 

@@ -11,15 +11,17 @@ import pytest
 import stripe
 from flask import Flask
 
-from flask_lattice.errors import StripeGuardError
+from flask_lattice.errors import (
+    StripeGuardError,
+    StripeNotFound,
+    StripeRequestError,
+    StripeUnavailable,
+)
 from flask_lattice.signals import stripe_request
 from flask_lattice.state import get_state
 from flask_lattice.stripe_gateway import (
     PAUSE_BEHAVIORS,
     StripeGateway,
-    StripeNotFound,
-    StripeRequestError,
-    StripeUnavailable,
     check_guards,
     idempotency_key,
 )

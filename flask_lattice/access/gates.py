@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
-from flask import Flask, abort, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import Flask, flash, g, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import defer, lazyload
 
@@ -22,9 +23,9 @@ from ..billable import Billable
 from ..errors import LatticeError
 from ..models import Subscription, utcnow
 from ..plans import Plan
-from ..state import current_billable, get_state
-from .policy import Access, PolicyFunction, resolve
-from .query import SubscriptionState, subscription_states
+from ..state import LatticeState, current_billable, get_state, unauthorized
+from .policy import Access, AccessPolicy, PolicyFunction, SubscriptionState, resolve
+from .query import subscription_states
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,9 +66,25 @@ class Denial:
 # -- what the billable may use -----------------------------------------------------------
 
 
+_default_policies: weakref.WeakKeyDictionary[LatticeState, AccessPolicy] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _built_in_policy(state: LatticeState) -> AccessPolicy:
+    """The app's :class:`~.policy.AccessPolicy`, built from its settings once."""
+    policy = _default_policies.get(state)
+    if policy is None:
+        policy = _default_policies[state] = AccessPolicy.from_config(state.config)
+    return policy
+
+
 def default_policy(subscription: SubscriptionState, now: datetime) -> str | None:
-    """The built-in policy of the current app, for custom policies to fall back on."""
-    return get_state().default_policy(subscription, now)
+    """The built-in policy of the current app, for custom policies to fall back on.
+
+    ``now`` is an aware UTC datetime; returns the plan key the row grants, or ``None``.
+    """
+    return _built_in_policy(get_state())(subscription, now)
 
 
 def current_access() -> Access:
@@ -84,7 +101,7 @@ def _load_access(billable: Billable | None) -> Access:
     if billable is None:
         return Access(plan=None, subscription=None, active=False)
     state = get_state()
-    policy: PolicyFunction = state.hooks.access_policy or state.default_policy
+    policy: PolicyFunction = state.hooks.access_policy or _built_in_policy(state)
     rows = subscription_states(billable.key, state.db.session)
     return resolve(rows, utcnow(), policy, state.config.plans)
 
@@ -143,12 +160,18 @@ def _check_feature(feature: str) -> None:
 
 
 def requires_plan(plan: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Admit only billables on ``plan`` or a higher-ranked plan::
+    """Admit only billables on ``plan`` (a key of ``LATTICE_PLANS``) or a higher-ranked plan::
 
-    @app.get("/reports")
-    @login_required
-    @requires_plan("pro")
-    def reports(): ...
+        @app.get("/reports")
+        @login_required
+        @requires_plan("pro")
+        def reports(): ...
+
+    Reads only the local projection (one query per request, cached on ``g``). Anonymous
+    requests get Flask-Login's ``unauthorized()``; refused ones get the
+    ``@billing.plan_required_handler`` answer (by default a 402 JSON body for API calls, a
+    flash and a redirect to the pricing page for browsers). An unknown plan key raises
+    :class:`~flask_lattice.errors.UnknownPlanError` on the first request.
     """
     _check_name(plan, "requires_plan", "plan")
     return _gate(lambda: _plan_denial(plan))
@@ -200,7 +223,7 @@ def _refusal(check: Callable[[], Denial | None]) -> ResponseReturnValue | None:
     if denial is None:
         return None
     if denial.billable is None:
-        return _unauthorized()
+        return unauthorized()
     handler = get_state().hooks.plan_required_handler or default_denial_response
     response: ResponseReturnValue = handler(denial)
     return response
@@ -232,15 +255,6 @@ def _gate(check: Callable[[], Denial | None]) -> Callable[[Callable[P, R]], Call
 
 
 # -- denial responses ----------------------------------------------------------------------
-
-
-def _unauthorized() -> ResponseReturnValue:
-    """Anonymous requests go to Flask-Login's ``unauthorized()`` (401 without Flask-Login)."""
-    login_manager = getattr(current_app, "login_manager", None)
-    if login_manager is None:
-        abort(401, description="Sign in to use this page.")
-    response: ResponseReturnValue = login_manager.unauthorized()
-    return response
 
 
 def wants_json() -> bool:

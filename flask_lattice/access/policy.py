@@ -1,7 +1,7 @@
 """The access policy: which plan a local subscription row grants at a given moment.
 
-Pure functions over :class:`~.query.SubscriptionState` snapshots of projected
-rows and a ``now``; nothing here talks to Stripe or the database. The table in
+Pure functions over :class:`SubscriptionState` snapshots of projected rows (read by
+:mod:`.query`) and a ``now``; nothing here talks to Stripe or the database. The table in
 :doc:`access` describes :class:`AccessPolicy` row by row.
 """
 
@@ -10,11 +10,31 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from ..config import LatticeConfig
 from ..errors import UnknownPlanError
 from ..plans import Plan, PlanCatalog
-from .query import LIVE_STATUSES, SubscriptionState
+
+#: Statuses in which Stripe still bills a subscription (and which can give access).
+LIVE_STATUSES = ("active", "trialing", "past_due")
+
+
+class SubscriptionState(NamedTuple):
+    """The columns of one ``lattice_subscriptions`` row that decide access (immutable)."""
+
+    id: int
+    stripe_subscription_id: str
+    status: str
+    plan_key: str | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    cancel_at: datetime | None = None
+    trial_end: datetime | None = None
+    pause_collection_behavior: str | None = None
+    pause_resumes_at: datetime | None = None
+
 
 #: How long a ``trialing`` row keeps access after its ``trial_end`` when no update has
 #: arrived yet. Stripe sends one as the trial ends; this covers a late delivery.

@@ -1,51 +1,29 @@
 """A billable's subscriptions as the local projection holds them (no Stripe call).
 
-One prebuilt query reads the columns that decide access into :class:`SubscriptionState`
-snapshots. The access gates resolve them with the access policy; checkout and the portal
+One prebuilt query reads the columns that decide access into
+:class:`~.policy.SubscriptionState` snapshots. The access gates resolve them with the access policy; checkout and the portal
 use :func:`live_subscription` to avoid creating a second subscription.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import scoped_session
 
-from ..direct import DirectStatement
 from ..models import Subscription
 from ..state import get_state
-
-#: Statuses in which Stripe still bills a subscription (and which can give access).
-LIVE_STATUSES = ("active", "trialing", "past_due")
-
-
-class SubscriptionState(NamedTuple):
-    """The columns of one ``lattice_subscriptions`` row that decide access (immutable)."""
-
-    id: int
-    stripe_subscription_id: str
-    status: str
-    plan_key: str | None = None
-    current_period_start: datetime | None = None
-    current_period_end: datetime | None = None
-    cancel_at_period_end: bool = False
-    cancel_at: datetime | None = None
-    trial_end: datetime | None = None
-    pause_collection_behavior: str | None = None
-    pause_resumes_at: datetime | None = None
-
+from .policy import LIVE_STATUSES, SubscriptionState
 
 _TABLE = Subscription.__table__
 
-# Every gated request runs this, so it is a DirectStatement: compiled once per dialect.
-# Matching on billable_key alone is complete: when the projection learns which billable
-# a customer belongs to, it fills in billable_key on that customer's earlier rows.
-_STATES_OF_BILLABLE = DirectStatement(
-    sa.select(*(_TABLE.c[name] for name in SubscriptionState._fields)).where(
-        _TABLE.c.billable_key == sa.bindparam("billable_key")
-    )
+# Every gated request runs this one statement object, so SQLAlchemy compiles it once per
+# dialect and serves it from its compiled cache afterwards. Matching on billable_key alone
+# is complete: when the projection learns which billable a customer belongs to, it fills
+# in billable_key on that customer's earlier rows.
+_STATES_OF_BILLABLE = sa.select(*(_TABLE.c[name] for name in SubscriptionState._fields)).where(
+    _TABLE.c.billable_key == sa.bindparam("billable_key")
 )
 
 
@@ -57,7 +35,7 @@ def subscription_states(
     Reads with ``session`` (default: the app's ``db.session``), in its transaction.
     """
     connection = (session or get_state().db.session).connection()
-    rows = _STATES_OF_BILLABLE.rows(connection, {"billable_key": billable_key})
+    rows = connection.execute(_STATES_OF_BILLABLE, {"billable_key": billable_key})
     return [SubscriptionState._make(row) for row in rows]
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..access.query import LIVE_STATUSES, live_subscription
+from ..access.policy import LIVE_STATUSES
+from ..access.query import live_subscription
 from ..billable import Billable
-from ..errors import BillingHTTPError, UnknownPlanError
+from ..errors import CheckoutRefused, UnknownPlanError
 from ..plans import Plan
 from ..state import get_state
 from .customers import BILLABLE_METADATA_KEY, get_or_create_customer
@@ -22,12 +23,6 @@ from .prices import offered_price
 PLAN_METADATA_KEY = "lattice_plan"
 INTERVAL_METADATA_KEY = "lattice_interval"
 _MAX_REPLAYS = 3
-
-
-class CheckoutRefused(BillingHTTPError):
-    """The request does not name a plan and interval that can be bought."""
-
-    code = 400
 
 
 @dataclass(frozen=True)

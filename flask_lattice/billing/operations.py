@@ -16,20 +16,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired
 
-from ..access.query import LIVE_STATUSES
+from ..access.policy import LIVE_STATUSES
 from ..billable import Billable
-from ..errors import BillingHTTPError, LatticeError, StripeGuardError
+from ..errors import (
+    DowngradeRefused,
+    OperationConflict,
+    OperationRefused,
+    StripeGuardError,
+    StripeNotFound,
+    SubscriptionNotFound,
+)
 from ..models import Subscription
 from ..plans import Plan
+from ..signing import serializer
 from ..state import get_state
-from ..stripe_gateway import StripeNotFound
 from .checkout import sellable_plan
 from .customers import find_customer
 from .facade import SubscriptionsFacade
-from .portal import SubscriptionNotFound, default_subscription, owned_subscription
+from .portal import default_subscription, owned_subscription
 from .prices import offered_price
 
 #: Statuses whose subscriptions can be changed here.
@@ -37,22 +43,6 @@ from .prices import offered_price
 PREVIEW_MAX_AGE = 30 * 60
 MAX_QUANTITY = 10_000
 _PREVIEW_SALT = "flask-lattice-swap-preview"
-
-
-class OperationRefused(BillingHTTPError):
-    """The request is malformed or altered (unknown plan, bad quantity or behavior)."""
-
-    code = 400
-
-
-class OperationConflict(BillingHTTPError):
-    """The change cannot be made in the subscription's current state."""
-
-    code = 409
-
-
-class DowngradeRefused(OperationConflict):
-    """The host's ``downgrade_guard`` refused the move to a lower plan."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +203,7 @@ def preview_swap(
     else:
         next_date = target.item["current_period_end"]
         next_amount = int(invoice["amount_due"])
-    token = _serializer().dumps(
+    token = serializer(_PREVIEW_SALT, signs="plan change previews").dumps(
         {
             "sub": target.subscription_id,
             "item": target.item["id"],
@@ -363,15 +353,11 @@ def unpause(billable: Billable, subscription_id: str | None, token: str | None =
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    if not current_app.secret_key:
-        raise LatticeError("set the app's SECRET_KEY: plan swap previews are signed with it")
-    return URLSafeTimedSerializer(current_app.secret_key, salt=_PREVIEW_SALT)
-
-
 def _load_preview(token: str) -> dict[str, Any]:
     try:
-        shown: dict[str, Any] = _serializer().loads(token, max_age=PREVIEW_MAX_AGE)
+        shown: dict[str, Any] = serializer(_PREVIEW_SALT, signs="plan change previews").loads(
+            token, max_age=PREVIEW_MAX_AGE
+        )
     except SignatureExpired:
         raise OperationConflict("This preview has expired; preview the change again.") from None
     except BadData:

@@ -12,12 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..access.query import LIVE_STATUSES, live_subscription
+from ..access.policy import LIVE_STATUSES
+from ..access.query import live_subscription
 from ..billable import Billable
-from ..errors import BillingHTTPError
+from ..errors import PortalRefused, StripeNotFound, SubscriptionNotFound
 from ..models import Customer, Subscription
 from ..state import get_state
-from ..stripe_gateway import StripeNotFound
 from .customers import find_customer
 
 FLOWS = ("payment_method_update", "subscription_cancel", "subscription_update")
@@ -25,19 +25,6 @@ SUBSCRIPTION_FLOWS = ("subscription_cancel", "subscription_update")
 _SUBSCRIPTION_ID = re.compile(r"sub_[A-Za-z0-9_]{1,250}")
 # Portal sessions are short-lived, so a create is only replayed within this window.
 _PORTAL_IDEMPOTENCY_WINDOW = 60
-
-
-class PortalRefused(BillingHTTPError):
-    """The portal cannot be opened for this request (unknown flow, nothing to manage)."""
-
-    code = 400
-
-
-class SubscriptionNotFound(BillingHTTPError):
-    """The named subscription does not exist or belongs to another billable."""
-
-    code = 404
-    description = "No such subscription."
 
 
 def open_portal(

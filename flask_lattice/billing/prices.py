@@ -16,11 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import BillingHTTPError
+from ..errors import PriceUnavailable, StripeAPIError, StripeNotFound
 from ..models import Price, utcnow
 from ..plans import Plan, is_price_id
 from ..state import get_state
-from ..stripe_gateway import StripeAPIError, StripeNotFound
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +44,6 @@ _ZERO_DECIMAL = frozenset(
     ]
 )
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "inr": "₹"}
-
-
-class PriceUnavailable(BillingHTTPError):
-    """The plan's price cannot be offered right now (missing, inactive or mismatched)."""
-
-    code = 503
 
 
 @dataclass(frozen=True)

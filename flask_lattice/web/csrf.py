@@ -13,9 +13,10 @@ import secrets
 from typing import Any
 
 from flask import current_app, g, request, session
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData
 
-from ..errors import BillingHTTPError
+from ..errors import CSRFTokenError
+from ..signing import serializer
 
 FIELD_NAME = "csrf_token"
 HEADERS = ("X-CSRFToken", "X-CSRF-Token")
@@ -24,22 +25,10 @@ _SESSION_KEY = "_lattice_csrf"
 _SALT = "flask-lattice-csrf"
 
 
-class CSRFTokenError(BillingHTTPError):
-    """A form arrived without a valid CSRF token."""
-
-    code = 400
-
-
 def _flask_wtf() -> Any:
     """Flask-WTF's ``CSRFProtect`` on this app, or None."""
     extension = current_app.extensions.get("csrf")
     return extension if hasattr(extension, "protect") else None
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    if not current_app.secret_key:
-        raise CSRFTokenError("The app has no SECRET_KEY, so forms cannot be protected.")
-    return URLSafeTimedSerializer(current_app.secret_key, salt=_SALT)
 
 
 def csrf_field_name() -> str:
@@ -55,18 +44,25 @@ def csrf_token() -> str:
         from flask_wtf.csrf import generate_csrf  # type: ignore[import-untyped]
 
         return str(generate_csrf())
+    signer = serializer(_SALT, signs="CSRF tokens")  # before the session: it needs the key too
     if _SESSION_KEY not in session:
         session[_SESSION_KEY] = secrets.token_hex(32)
-    return _serializer().dumps(session[_SESSION_KEY])
+    return signer.dumps(session[_SESSION_KEY])
 
 
 def protect() -> None:
-    """Refuse the current request with a 400 unless it carries a valid CSRF token."""
+    """Refuse the current request with a 400 unless it carries a valid CSRF token.
+
+    Raises :class:`~flask_lattice.errors.CSRFTokenError` (400) for a missing, invalid or
+    expired token, and :class:`~flask_lattice.errors.ConfigurationError` when the app has no
+    ``SECRET_KEY`` (whatever the request carries).
+    """
     extension = _flask_wtf()
     if extension is not None:
         if current_app.config.get("WTF_CSRF_ENABLED", True) and not g.get("csrf_valid"):
             extension.protect()
         return
+    signer = serializer(_SALT, signs="CSRF tokens")
     token = request.form.get(FIELD_NAME) or next(
         (request.headers[name] for name in HEADERS if request.headers.get(name)), None
     )
@@ -76,7 +72,7 @@ def protect() -> None:
         )
     expected = session.get(_SESSION_KEY)
     try:
-        value = _serializer().loads(token, max_age=TOKEN_MAX_AGE)
+        value = signer.loads(token, max_age=TOKEN_MAX_AGE)
     except BadData:
         value = None
     if not expected or not isinstance(value, str) or not hmac.compare_digest(value, expected):

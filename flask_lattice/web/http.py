@@ -9,35 +9,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from flask import current_app, make_response, url_for
-from werkzeug.exceptions import HTTPException, Unauthorized
+from flask import make_response, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..billable import Billable
-from ..errors import BillingHTTPError
-from ..state import current_billable, get_state
-from ..stripe_gateway import CardDeclined, StripeAPIError, StripeUnavailable
+from ..errors import (
+    BillingUnavailable,
+    CardDeclined,
+    PaymentFailed,
+    StripeAPIError,
+    StripeUnavailable,
+)
+from ..state import current_billable, get_state, unauthorized
 from .safe_urls import safe_url
 
 log = logging.getLogger("flask_lattice.web.views")
 
 PRICE_FIELDS = ("price", "price_id", "prices", "line_items", "amount", "unit_amount")
 """Form fields that would name a price or amount; the catalog alone decides prices."""
-
-
-class BillingUnavailable(BillingHTTPError):
-    """Stripe could not be reached or refused the call; nothing was changed."""
-
-    code = 503
-
-
-class PaymentFailed(BillingHTTPError):
-    """Stripe declined the card."""
-
-    code = 402
 
 
 @contextmanager
@@ -69,10 +61,7 @@ def require_billable() -> Billable:
     billable = current_billable()
     if billable is not None:
         return billable
-    login_manager: Any = getattr(current_app, "login_manager", None)
-    if login_manager is None:
-        raise Unauthorized("Sign in to continue.")
-    raise HTTPException(response=make_response(login_manager.unauthorized()))
+    raise HTTPException(response=make_response(unauthorized()))
 
 
 def return_url(requested: str | None = None) -> str:

@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from ..access.gates import wants_json
 from ..billing import operations
 from ..billing.prices import format_amount
-from ..errors import BillingHTTPError
+from ..errors import BillingHTTPError, DowngradeRefused, OperationConflict
 from . import csrf
 from .http import PRICE_FIELDS, require_billable, return_url, stripe_errors
 
@@ -29,12 +29,12 @@ PENDING_MESSAGE = "Your change is on its way. It shows here as soon as Stripe co
 OPERATION_FIELD = "operation_token"
 
 
-@blueprint.errorhandler(operations.OperationConflict)
-def _refused(error: operations.OperationConflict) -> ResponseReturnValue:
+@blueprint.errorhandler(OperationConflict)
+def _refused(error: OperationConflict) -> ResponseReturnValue:
     """409 with the reason for API calls; a flash and a redirect for browsers."""
     message = error.description or "This change cannot be made now."
     if wants_json():
-        kind = "downgrade_refused" if isinstance(error, operations.DowngradeRefused) else "conflict"
+        kind = "downgrade_refused" if isinstance(error, DowngradeRefused) else "conflict"
         return jsonify(error=kind, message=message), 409
     flash(message, "warning")
     return redirect(return_url(), code=303)

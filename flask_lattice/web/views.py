@@ -29,10 +29,9 @@ from ..billing.checkout import PLAN_METADATA_KEY, sellable_plan, start_checkout
 from ..billing.customers import find_customer
 from ..billing.portal import open_portal
 from ..billing.prices import catalog_prices, format_amount, sellable
-from ..errors import BillingHTTPError
+from ..errors import BillingHTTPError, BillingObjectNotFound, StripeNotFound
 from ..plans import Plan
 from ..state import current_billable, get_state
-from ..stripe_gateway import StripeNotFound
 from ..webhooks import route
 from . import csrf
 from .http import PRICE_FIELDS, no_store, require_billable, return_url, stripe_errors
@@ -47,13 +46,6 @@ blueprint.add_app_template_global(csrf.csrf_field_name, "lattice_csrf_field_name
 
 _CHECKOUT_SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 _WEBHOOK_VIEW = f"{route.receive.__module__}.{route.receive.__name__}"
-
-
-class NotFound(BillingHTTPError):
-    """No such billing object for this billable."""
-
-    code = 404
-    description = "No such checkout session."
 
 
 # -- setup ------------------------------------------------------------------------------
@@ -149,18 +141,18 @@ def success() -> str:
     if not session_id:
         raise BillingHTTPError("The session_id parameter is missing.")
     if not _CHECKOUT_SESSION_ID.fullmatch(session_id):
-        raise NotFound()
+        raise BillingObjectNotFound("No such checkout session.")
     with stripe_errors():
         try:
             session = get_state().stripe.retrieve_checkout_session(session_id)
         except StripeNotFound:
-            raise NotFound() from None
+            raise BillingObjectNotFound("No such checkout session.") from None
     customer = find_customer(billable.key)
     owned = session["client_reference_id"] == billable.key or (
         customer is not None and session["customer"] == customer.stripe_customer_id
     )
     if not owned:
-        raise NotFound()
+        raise BillingObjectNotFound("No such checkout session.")
     catalog = get_state().config.plans
     metadata = session["metadata"]
     plan_key = metadata[PLAN_METADATA_KEY] if metadata and PLAN_METADATA_KEY in metadata else None

@@ -33,6 +33,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
+from ..errors import StripeNotFound
 from ..models import (
     Customer,
     Invoice,
@@ -44,7 +45,6 @@ from ..models import (
     utcnow,
 )
 from ..state import LatticeState, get_state
-from ..stripe_gateway import StripeNotFound
 
 log = logging.getLogger(__name__)
 
@@ -395,15 +395,9 @@ class Projector:
     # -- catalog ----------------------------------------------------------------------
 
     def invalidate_prices(self) -> None:
-        """Mark the cached catalog prices stale and refresh them after the commit."""
+        """Mark the cached catalog prices stale: the next read of the catalog refreshes them
+        from Stripe (:func:`flask_lattice.billing.prices.catalog_prices`)."""
         self.session.execute(sa.update(Price).values(fetched_at=_EPOCH))
-
-        def refresh(app: Flask) -> None:
-            from ..billing.prices import catalog_prices
-
-            catalog_prices()
-
-        self.notices.append(refresh)
 
     # -- helpers ----------------------------------------------------------------------
 

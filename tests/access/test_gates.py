@@ -14,15 +14,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 import stripe
 import time_machine
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
+from flask_sqlalchemy.record_queries import get_recorded_queries
 
-from flask_lattice import LatticeError, UnknownPlanError, requires_feature
+from flask_lattice import requires_feature
 from flask_lattice import requires_plan as requires_plan_public
 from flask_lattice.access.gates import Denial, plan_required, requires_plan
-from flask_lattice.access.query import SubscriptionState, live_subscription
+from flask_lattice.access.policy import SubscriptionState
+from flask_lattice.access.query import live_subscription
+from flask_lattice.errors import LatticeError, UnknownPlanError
 from flask_lattice.models import utcnow
 from flask_lattice.state import get_state
 from flask_lattice.webhooks.projection import Projector
@@ -572,3 +576,32 @@ def test_live_subscription_asks_stripes_status_not_the_access_policy(
         live = live_subscription(key)
         assert live is not None and live.stripe_subscription_id == trial
         assert live_subscription("user:nobody") is None
+
+
+def test_the_gate_read_is_seen_by_sqlalchemy_and_flask_sqlalchemy(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory(SQLALCHEMY_RECORD_QUERIES=True)
+    install_gated_views(app)
+    client = app.test_client()
+    user_id = make_user(app)
+    login(client, user_id)
+    add_subscription(app, user_id, plan_key="pro")
+    executed: list[str] = []
+    with app.app_context():
+        engine = host(app).db.engine
+    listener = lambda conn, cursor, statement, *rest: executed.append(statement)  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        recorded: list[str] = []
+
+        @app.after_request
+        def keep_recorded(response: Any) -> Any:
+            recorded.extend(query.statement for query in get_recorded_queries())
+            return response
+
+        assert client.get("/pro").text == "pro content"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert any("FROM lattice_subscriptions" in statement for statement in executed)
+    assert any("FROM lattice_subscriptions" in statement for statement in recorded)

@@ -17,8 +17,7 @@ import pytest
 import time_machine
 from flask import Flask
 
-from flask_lattice.access.policy import TRIAL_END_MARGIN, AccessPolicy, resolve
-from flask_lattice.access.query import SubscriptionState
+from flask_lattice.access.policy import TRIAL_END_MARGIN, AccessPolicy, SubscriptionState, resolve
 from flask_lattice.plans import parse_plans
 from tests.helpers.gates import JSON, add_subscription, install_gated_views
 from tests.helpers.support import TEST_PLANS, login, make_user

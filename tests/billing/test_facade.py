@@ -10,9 +10,8 @@ from flask import Flask
 
 from flask_lattice import LatticeBilling
 from flask_lattice.billing.facade import SubscriptionsFacade
-from flask_lattice.errors import StripeGuardError
+from flask_lattice.errors import StripeAPIError, StripeGuardError, StripeNotFound
 from flask_lattice.signals import stripe_request
-from flask_lattice.stripe_gateway import StripeAPIError, StripeNotFound
 from flask_lattice.testing import ensure_prices
 from tests.helpers.subscriptions import Subscriber, stripe_subscription
 from tests.helpers.support import TEST_PRICES

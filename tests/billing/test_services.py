@@ -11,13 +11,8 @@ from flask import Flask
 
 from flask_lattice.billable import Billable
 from flask_lattice.billing.customers import get_or_create_customer
-from flask_lattice.billing.prices import (
-    PriceUnavailable,
-    catalog_prices,
-    check_catalog,
-    format_amount,
-    offered_price,
-)
+from flask_lattice.billing.prices import catalog_prices, check_catalog, format_amount, offered_price
+from flask_lattice.errors import PriceUnavailable
 from flask_lattice.models import Customer
 from flask_lattice.state import get_state
 from flask_lattice.web.safe_urls import is_safe_url, safe_url

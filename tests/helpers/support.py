@@ -118,8 +118,8 @@ def subscription_row(app: Flask, subscription_id: str) -> Subscription:
 def driver_statements(app: Flask) -> Iterator[list[str]]:
     """Every SQL statement the database driver runs for ``app`` inside the block.
 
-    Counted below SQLAlchemy, on each connection checked out meanwhile, so statements
-    that run straight on a DB-API cursor (:mod:`flask_lattice.direct`) count too.
+    Counted below SQLAlchemy, on each connection checked out meanwhile, so nothing that
+    reaches the database is missed, whichever layer sent it.
     """
     statements: list[str] = []
     with app.app_context():
