@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import events
 from .clock import Clock
 from .delivery import Outbox
 from .store import Snapshots, Store
@@ -71,9 +71,17 @@ class SandboxCore:
             finally:
                 self.request = None
                 self.store.clock_offset = self.clock.offset
-                events.flush(self)
+                self._flush_events()
                 if self.snapshots and save:
                     self.snapshots.save(self.store.snapshot())
+
+    def _flush_events(self) -> None:
+        """Hand the events emitted by the finished unit of work to the outbox."""
+        pending, self.pending = self.pending, []
+        for evt, receivers in pending:
+            if receivers:
+                payload = json.dumps(evt, indent=2).encode()
+                self.outbox.enqueue(evt["id"], payload, receivers)
 
     def now_for(self, obj: JSON | None) -> int:
         """Sandbox time for ``obj``: its test clock's frozen time if it has one."""

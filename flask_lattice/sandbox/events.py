@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from typing import TYPE_CHECKING
 
 from .ids import new_id
@@ -56,12 +55,3 @@ def emit(
 def changes(before: JSON, after: JSON) -> JSON:
     """``previous_attributes``: the old values of the top-level fields that changed."""
     return {key: before.get(key) for key in after if before.get(key) != after[key]}
-
-
-def flush(core: SandboxCore) -> None:
-    """Hand the events of the finished request to the outbox."""
-    pending, core.pending = core.pending, []
-    for evt, receivers in pending:
-        if receivers:
-            payload = json.dumps(evt, indent=2).encode()
-            core.outbox.enqueue(evt["id"], payload, receivers)
