@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
+
+from flask_lattice.redirects import safe_url
 
 from .extensions import db, login_manager, login_required
 from .models import User
@@ -26,12 +26,8 @@ login_manager.user_loader(load_user)
 
 
 def _safe_next(target: str | None) -> str:
-    """``target`` when it is a path on this site, else the dashboard (no open redirects)."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/"):
-            return target
-    return url_for("notes.dashboard")
+    """``target`` as a URL on this site if it is one, else the dashboard (no open redirects)."""
+    return safe_url(target, fallback=url_for("notes.dashboard"))
 
 
 @blueprint.route("/signup", methods=["GET", "POST"])
