@@ -10,7 +10,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
+
+from demo_app import settings
+from demo_app.extensions import db
+from demo_app.models import Note
 
 from .test_demo_app import PASSWORD, client, demo, demo_factory, sign_up
 
@@ -65,3 +71,29 @@ def test_sign_in_keeps_a_next_on_this_site(client: FlaskClient) -> None:
     )
     _lands_on_site(accepted.headers["Location"], "/account/billing")
     assert urlsplit(accepted.headers["Location"]).query == "tab=invoices"
+
+
+# -- a note typed in a stale tab ---------------------------------------------------------
+
+
+def test_a_note_over_the_free_limit_comes_back_with_the_reason(
+    demo: Flask, client: FlaskClient
+) -> None:
+    sign_up(client)
+    stale_tab = client.get("/dashboard")  # a tab opened while the account had no notes
+    assert 'data-testid="save-note"' in stale_tab.text
+    for number in range(settings.FREE_NOTE_LIMIT):  # saved from another tab
+        assert client.post("/notes", data={"title": f"Note {number}"}).status_code == 302
+    typed = {"title": "Ideas <for> Monday", "body": "Line one\nLine two & three"}
+    kept = client.post("/notes", data=typed)
+    assert kept.status_code == 402
+    assert 'data-testid="note-not-saved"' in kept.text
+    assert f"keeps {settings.FREE_NOTE_LIMIT} notes" in kept.text
+    assert 'value="Ideas &lt;for&gt; Monday"' in kept.text
+    assert ">Line one\nLine two &amp; three</textarea>" in kept.text
+    assert 'href="/billing/pricing"' in kept.text
+    assert 'action="/notes"' in kept.text  # the same form, to save again after upgrading
+    with demo.app_context():
+        titles = db.session.scalars(sa.select(Note.title)).all()
+    assert len(titles) == settings.FREE_NOTE_LIMIT
+    assert typed["title"] not in titles
