@@ -7,16 +7,18 @@ fixtures of :mod:`tests.test_demo_app`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from demo_app import settings
 from demo_app.extensions import db
-from demo_app.models import Note
+from demo_app.models import LoginSession, Note
 
 from .test_demo_app import PASSWORD, client, demo, demo_factory, sign_up
 
@@ -97,3 +99,75 @@ def test_a_note_over_the_free_limit_comes_back_with_the_reason(
         titles = db.session.scalars(sa.select(Note.title)).all()
     assert len(titles) == settings.FREE_NOTE_LIMIT
     assert typed["title"] not in titles
+
+
+# -- cookies and sessions ----------------------------------------------------------------
+
+
+def _set_cookies(response: TestResponse) -> dict[str, str]:
+    return {header.split("=", 1)[0]: header for header in response.headers.getlist("Set-Cookie")}
+
+
+def test_cookies_are_same_site_lax_and_secure_outside_the_sandbox(
+    demo_factory: Callable[..., Flask],
+) -> None:
+    sandboxed = demo_factory().test_client()
+    sign_up(sandboxed)
+    sandboxed.post("/logout")
+    signed_in = sandboxed.post(
+        "/login", data={"email": "ada@example.com", "password": PASSWORD, "remember": "1"}
+    )
+    cookies = _set_cookies(signed_in)
+    assert set(cookies) == {"session", "remember_token"}
+    for header in cookies.values():
+        assert "SameSite=Lax" in header
+        assert "HttpOnly" in header
+        assert "Secure" not in header  # the sandbox demo runs on plain http://127.0.0.1
+    real = demo_factory(
+        {"STRIPE_SECRET_KEY": "sk_test_from_the_dashboard", "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+    ).test_client()
+    signed_up = real.post(
+        "/signup", data={"name": "Grace", "email": "grace@example.com", "password": PASSWORD}
+    )
+    header = _set_cookies(signed_up)["session"]
+    assert "SameSite=Lax" in header
+    assert "Secure" in header
+
+
+def test_a_copied_session_cookie_stops_working_at_sign_out(
+    demo: Flask, client: FlaskClient
+) -> None:
+    sign_up(client)
+    stolen = client.get_cookie("session")
+    assert stolen is not None
+    thief = demo.test_client()
+    thief.set_cookie("session", stolen.value)
+    assert thief.get("/dashboard").status_code == 200  # the copy works while signed in
+    client.post("/logout")
+    assert thief.get("/dashboard").headers["Location"].startswith("/login")
+    assert client.get("/dashboard").headers["Location"].startswith("/login")
+
+
+def test_a_remember_cookie_stops_working_at_sign_out(demo: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/logout")
+    client.post("/login", data={"email": "ada@example.com", "password": PASSWORD, "remember": "1"})
+    remembered = client.get_cookie("remember_token")
+    assert remembered is not None
+    before = demo.test_client()  # a browser restarted: the remember cookie only
+    before.set_cookie("remember_token", remembered.value)
+    assert before.get("/dashboard").status_code == 200
+    client.post("/logout")
+    after = demo.test_client()
+    after.set_cookie("remember_token", remembered.value)
+    assert after.get("/dashboard").headers["Location"].startswith("/login")
+
+
+def test_signing_out_ends_only_that_sign_in(demo: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    laptop = demo.test_client()
+    laptop.post("/login", data={"email": "ada@example.com", "password": PASSWORD})
+    client.post("/logout")
+    assert laptop.get("/dashboard").status_code == 200
+    with demo.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(LoginSession.token))) == 1
