@@ -7,7 +7,9 @@ fixtures of :mod:`tests.test_demo_app`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,9 +20,10 @@ from werkzeug.test import TestResponse
 
 from demo_app import settings
 from demo_app.extensions import db
-from demo_app.models import LoginSession, Note
+from demo_app.models import LoginSession, Note, User
+from flask_lattice.models import Customer, WebhookEvent
 
-from .test_demo_app import PASSWORD, client, demo, demo_factory, sign_up
+from .test_demo_app import PASSWORD, client, demo, demo_factory, sign_up, subscribe
 
 __all__ = ["client", "demo", "demo_factory"]  # the fixtures this module uses
 
@@ -171,3 +174,44 @@ def test_signing_out_ends_only_that_sign_in(demo: Flask, client: FlaskClient) ->
     assert laptop.get("/dashboard").status_code == 200
     with demo.app_context():
         assert db.session.scalar(sa.select(sa.func.count(LoginSession.token))) == 1
+
+
+# -- the developer page ------------------------------------------------------------------
+
+
+def _event_ids_about(app: Flask, email: str) -> set[str]:
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.email == email))
+        assert user is not None
+        customer_id = db.session.scalar(
+            sa.select(Customer.stripe_customer_id).where(Customer.billable_key == f"user:{user.id}")
+        )
+        assert customer_id is not None
+        return set(
+            db.session.scalars(
+                sa.select(WebhookEvent.id).where(WebhookEvent.payload.contains(customer_id))
+            )
+        )
+
+
+def test_dev_page_lists_only_the_signed_in_users_webhooks(
+    demo: Flask, client: FlaskClient, sandbox: Any
+) -> None:
+    sign_up(client)
+    subscribe(demo, client, sandbox, "pro")
+    grace = demo.test_client()
+    sign_up(grace, "grace@example.com", "Grace")
+    assert "No webhooks about your account yet" in grace.get("/dev").text
+    subscribe(demo, grace, sandbox, "pro")
+    adas, graces = (
+        _event_ids_about(demo, "ada@example.com"),
+        _event_ids_about(demo, "grace@example.com"),
+    )
+    assert adas and graces
+    for viewer, own, other in ((client, adas, graces), (grace, graces, adas)):
+        page = viewer.get("/dev")
+        assert page.status_code == 200
+        shown = set(re.findall(r"<code>(evt_[^<]+)</code>", page.text))
+        assert shown
+        assert shown <= own
+        assert not shown & other
