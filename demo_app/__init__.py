@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import account, auth, devtools, notes, presentation, settings
+from . import account, auth, devtools, notes, presentation, schema, settings
 from .extensions import billing, csrf, db, login_manager
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -63,5 +63,5 @@ def create_app(
     presentation.install(app)
 
     with app.app_context():
-        db.create_all()
+        schema.create_tables()
     return app
