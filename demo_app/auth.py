@@ -15,6 +15,7 @@ from flask_lattice.redirects import safe_url
 
 from .extensions import db, login_manager, login_required
 from .models import LoginSession, User
+from .throttle import throttle_sign_in
 
 blueprint = Blueprint("auth", __name__)
 
@@ -104,6 +105,7 @@ def signup() -> ResponseReturnValue:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
+@throttle_sign_in
 def login() -> ResponseReturnValue:
     """Sign in with email and password."""
     if current_user.is_authenticated:

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from redis import Redis
 from werkzeug.test import TestResponse
 
 from demo_app import settings
@@ -215,3 +216,54 @@ def test_dev_page_lists_only_the_signed_in_users_webhooks(
         assert shown
         assert shown <= own
         assert not shown & other
+
+
+# -- the sign-in throttle ----------------------------------------------------------------
+
+
+def _fail(client: FlaskClient, email: str, address: str = "127.0.0.1") -> int:
+    response = client.post(
+        "/login",
+        data={"email": email, "password": "not the password"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+    return response.status_code
+
+
+def test_sign_in_is_throttled_per_account(demo: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/logout")
+    for _ in range(5):
+        assert _fail(client, "ada@example.com", "10.0.0.1") == 400
+    # The sixth try is refused before the password is looked at, even the right one, and
+    # from another address.
+    refused = client.post(
+        "/login",
+        data={"email": "Ada@Example.com ", "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins" in refused.text
+    assert 'value="Ada@Example.com "' in refused.text  # what was typed stays
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/dashboard").headers["Location"].startswith("/login")
+    assert _fail(client, "grace@example.com", "10.0.0.1") == 400  # other accounts are fine
+    with demo.app_context():
+        keys = Redis.from_url(demo.config["LATTICE_REDIS_URL"]).keys("*quillnote*")
+    assert keys  # counted in the shared Redis, so every web process sees the same counts
+
+
+def test_sign_in_is_throttled_per_address(client: FlaskClient) -> None:
+    for number in range(10):
+        assert _fail(client, f"guess{number}@example.com", "10.0.0.3") == 400
+    assert _fail(client, "guess-again@example.com", "10.0.0.3") == 429
+    assert _fail(client, "guess-again@example.com", "10.0.0.4") == 400
+
+
+def test_successful_sign_ins_are_not_counted(client: FlaskClient) -> None:
+    sign_up(client)
+    for _ in range(12):
+        assert client.post("/logout").status_code == 302
+        signed_in = client.post("/login", data={"email": "ada@example.com", "password": PASSWORD})
+        assert signed_in.status_code == 302
+    assert client.get("/login").status_code == 302  # signed in; GETs are never counted
