@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import account, auth, devtools, notes, presentation, settings
+from . import account, auth, devtools, notes, presentation, schema, settings, throttle
 from .extensions import billing, csrf, db, login_manager
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -56,6 +56,7 @@ def create_app(
     login_manager.login_message_category = "info"
     csrf.init_app(app)
     billing.init_app(app)
+    throttle.init_app(app)
 
     for blueprint in (notes.site, auth.blueprint, notes.blueprint, account.blueprint):
         app.register_blueprint(blueprint)
@@ -63,5 +64,5 @@ def create_app(
     presentation.install(app)
 
     with app.app_context():
-        db.create_all()
+        schema.create_tables()
     return app

@@ -8,6 +8,7 @@ send the webhooks, which the worker projects; the billing page then shows the re
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.error import URLError
@@ -18,7 +19,8 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from flask_lattice.models import WebhookEvent
+from flask_lattice.models import Customer, Subscription, WebhookEvent
+from flask_lattice.state import current_billable
 
 from .extensions import billing, db, login_required
 
@@ -74,13 +76,45 @@ def _period_end_step(now: datetime) -> int | None:
     return max(0, int((target + timedelta(days=1) - now).total_seconds()))
 
 
+def own_events() -> Sequence[WebhookEvent]:
+    """The latest webhook events about the signed-in user's Stripe customers, newest first.
+
+    An event is theirs when its payload names one of their customer ids (``cus_…``, from
+    the customer and subscription rows of their billable); other users' events stay hidden.
+    """
+    billable = current_billable()
+    if billable is None:
+        return []
+    customer_ids = set(
+        db.session.scalars(
+            sa.select(Customer.stripe_customer_id).where(Customer.billable_key == billable.key)
+        )
+    ) | set(
+        db.session.scalars(
+            sa.select(Subscription.stripe_customer_id).where(
+                Subscription.billable_key == billable.key
+            )
+        )
+    )
+    if not customer_ids:
+        return []
+    mentions = [
+        WebhookEvent.payload.contains(f'"{customer_id}"', autoescape=True)
+        for customer_id in sorted(customer_ids)
+    ]
+    return db.session.scalars(
+        sa.select(WebhookEvent)
+        .where(sa.or_(*mentions))
+        .order_by(WebhookEvent.received_at.desc())
+        .limit(RECENT_EVENTS)
+    ).all()
+
+
 @blueprint.get("/dev")
 @login_required
 def page() -> ResponseReturnValue:
     """Show the sandbox clock and the buttons that move it."""
-    events = db.session.scalars(
-        sa.select(WebhookEvent).order_by(WebhookEvent.received_at.desc()).limit(RECENT_EVENTS)
-    ).all()
+    events = own_events()
     try:
         now = sandbox_now()
     except SandboxUnavailable as exc:

@@ -15,9 +15,18 @@ from .extensions import db
 
 
 class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
-    """Someone with a Quillnote account; also the billable (``user:<id>``)."""
+    """Someone with a Quillnote account; also the billable (``user:<id>``).
+
+    Flask-Login identifies a signed-in user by the token of their :class:`LoginSession`
+    (:meth:`get_login_id`), not by ``id``, so that signing out ends the session for good.
+    """
 
     __tablename__ = "users"
+    #: Lets ``login_token`` below be a plain attribute rather than a column.
+    __allow_unmapped__ = True
+
+    #: The token of the sign-in this instance was loaded for (not stored on the row).
+    login_token: str | None = None
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(320), unique=True)
@@ -39,6 +48,27 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     def check_password(self, password: str) -> bool:
         """Whether ``password`` matches the stored hash."""
         return check_password_hash(self.password_hash, password)
+
+    def get_login_id(self) -> str:
+        """What Flask-Login keeps in the session and remember cookies: the sign-in's token."""
+        if self.login_token is None:
+            raise RuntimeError("open a LoginSession (demo_app.auth.sign_in) before login_user")
+        return self.login_token
+
+
+class LoginSession(db.Model):  # type: ignore[name-defined,misc]
+    """One sign-in: a random token that the session and remember cookies carry.
+
+    Deleted at sign-out, so a copied session cookie or an old remember cookie stops working.
+    """
+
+    __tablename__ = "login_sessions"
+
+    token: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship()
 
 
 class Note(db.Model):  # type: ignore[name-defined,misc]

@@ -54,14 +54,21 @@ def dashboard() -> ResponseReturnValue:
 @blueprint.post("/notes")
 @login_required
 def create() -> ResponseReturnValue:
-    """Add a note, unless the Free plan's limit is reached."""
+    """Add a note, unless the Free plan's limit is reached.
+
+    At the limit (a form from a tab opened before the last notes were saved, say) the
+    typed title and body come back in a form, with why they were not saved: 402.
+    """
     user = _user()
     limit = note_limit()
+    title = request.form.get("title", "")
+    body = request.form.get("body", "")
     if limit is not None and len(user.notes) >= limit:
-        flash(f"The Free plan keeps {limit} notes. Upgrade to Pro for unlimited notes.", "warning")
-        return redirect(url_for("lattice.pricing"))
-    title = request.form.get("title", "").strip()[:MAX_TITLE] or "Untitled note"
-    note = Note(owner=user, title=title, body=request.form.get("body", ""))
+        page = render_template(
+            "notes/unsaved.html", title=title, body=body, limit=limit, count=len(user.notes)
+        )
+        return page, 402
+    note = Note(owner=user, title=title.strip()[:MAX_TITLE] or "Untitled note", body=body)
     db.session.add(note)
     db.session.commit()
     flash(f"Saved “{note.title}”.", "success")

@@ -93,6 +93,13 @@ def from_environment(environ: Mapping[str, str], instance_path: str) -> dict[str
         "LATTICE_RETURN_ENDPOINT": "account.billing",
         # Upgrades and seat changes are charged at once, prorated, as most SaaS do.
         "LATTICE_PRORATION_BEHAVIOR": "always_invoice",
+        # Cookies go along with top-level navigations (the return from Checkout and the
+        # portal) but not with other sites' forms; HTTPS-only unless on the local sandbox.
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": real_stripe,
+        "REMEMBER_COOKIE_SECURE": real_stripe,
+        "REMEMBER_COOKIE_HTTPONLY": True,
     }
     if real_stripe:
         config["LATTICE_STRIPE_SECRET_KEY"] = environ["STRIPE_SECRET_KEY"]

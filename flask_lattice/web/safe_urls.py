@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from flask import request
 
+#: How many rounds of percent-decoding a target is checked through (``%252F`` is two).
+_DECODE_ROUNDS = 3
+
+
+def _looks_off_site(form: str) -> bool:
+    """Whether ``form`` is a shape a browser may read as another site, or may rewrite first.
+
+    Browsers strip tabs and newlines from URLs and read ``\\`` as ``/``, so ``/\\host`` and
+    ``/\\t/host`` are ``//host``; a scheme without ``//`` (``https:host``) is another host to
+    them too, and ``javascript:`` is not a place at all.
+    """
+    if form != form.strip() or any(
+        char == "\\" or ord(char) < 0x20 or char == "\x7f" for char in form
+    ):
+        return True
+    if form.startswith("//"):  # scheme-relative; browsers read "///host" as another host, too
+        return True
+    parts = urlsplit(form)
+    return bool(parts.scheme) and not form[len(parts.scheme) + 1 :].startswith("//")
+
 
 def is_safe_url(target: str | None) -> bool:
-    """Whether ``target`` (relative or absolute) points at this app's host over HTTP(S)."""
-    if not target or any(char in target for char in "\\\r\n\t\x00") or target != target.strip():
+    """Whether ``target`` (relative or absolute) points at this app's host over HTTP(S).
+
+    The target is checked as given and after each round of percent-decoding, so that
+    ``%2F%2Fhost`` or ``/%5Chost`` cannot turn into ``//host`` in a later hop.
+    """
+    if not target:
         return False
-    if target.startswith("//"):  # browsers read "///host" as another host, too
-        return False
+    form = target
+    for _ in range(_DECODE_ROUNDS):
+        if _looks_off_site(form):
+            return False
+        decoded = unquote(form)
+        if decoded == form:
+            break
+        form = decoded
+    else:
+        return False  # still encoded after every round: not a target a person wrote
     resolved = urlsplit(urljoin(request.host_url, target))
     return resolved.scheme in ("http", "https") and resolved.netloc == request.host
 
