@@ -10,8 +10,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
+from flask_lattice import safe_url
 from flask_lattice.models import utcnow
-from flask_lattice.redirects import safe_url
 
 from .extensions import db, login_manager, login_required
 from .models import LoginSession, User

@@ -57,6 +57,7 @@ from .models import (
     WebhookEvent,
 )
 from .plans import Plan, PlanCatalog
+from .web.safe_urls import safe_url
 
 __all__ = [
     "LIVE_STATUSES",
@@ -109,5 +110,6 @@ __all__ = [
     "plan_required",
     "requires_feature",
     "requires_plan",
+    "safe_url",
     "signals",
 ]

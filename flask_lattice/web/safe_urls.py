@@ -50,7 +50,14 @@ def is_safe_url(target: str | None) -> bool:
 
 
 def safe_url(target: str | None, *, fallback: str) -> str:
-    """``target`` as an absolute URL on this host if it is safe, else ``fallback``."""
+    """``target`` as an absolute URL on this host if it is safe, else ``fallback``.
+
+    For redirect targets taken from a query string or a form (a login page's ``next``).
+    Safe means relative, or absolute on the current request's host over HTTP(S), as given
+    and after every round of percent-decoding: scheme-relative (``//host``, ``////host``),
+    backslash (``/\\host``), control-character, ``https:host`` and ``javascript:`` forms
+    all get ``fallback``. Needs a request context.
+    """
     if target is not None and is_safe_url(target):
         return urljoin(request.host_url, target)
     return fallback

@@ -8,7 +8,7 @@ sandbox's hosted page, the webhooks delivered to the app served over HTTP, and a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,78 +17,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from demo_app import create_app, settings
+from demo_app import settings
 from demo_app.extensions import db
 from demo_app.models import Note, User
 from flask_lattice.models import Subscription
-from flask_lattice.testing import ensure_prices
+from tests.helpers.demo import PASSWORD, sign_up, subscribe
 from tests.helpers.support import run_worker, serving
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def demo_factory(
-    database_url: str, redis_url: str, sandbox: Any, tmp_path: Any
-) -> Iterator[Callable[..., Flask]]:
-    """Build Quillnote on the test backends and the sandbox (CSRF off unless asked)."""
-    ensure_prices(sandbox.client(), settings.PRICES)
-    built: list[Flask] = []
-
-    def factory(environ: dict[str, str] | None = None, **overrides: Any) -> Flask:
-        config: dict[str, Any] = {
-            "TESTING": True,
-            "WTF_CSRF_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "LATTICE_REDIS_URL": redis_url,
-            "LATTICE_STRIPE_MAX_NETWORK_RETRIES": 0,
-            "LATTICE_JOB_RETRY_INTERVALS": [0],
-        }
-        if environ is None:
-            config.update(
-                LATTICE_STRIPE_SECRET_KEY=sandbox.api_key,
-                LATTICE_STRIPE_API_BASE=sandbox.url,
-                LATTICE_WEBHOOK_SECRETS=[sandbox.webhook_secret],
-                QUILLNOTE_SANDBOX_URL=sandbox.url,
-            )
-        config.update(overrides)
-        app = create_app(config, instance_path=str(tmp_path / "instance"), environ=environ or {})
-        built.append(app)
-        return app
-
-    yield factory
-    for app in built:
-        with app.app_context():
-            for engine in db.engines.values():
-                engine.dispose()
-
-
-@pytest.fixture
-def demo(demo_factory: Callable[..., Flask]) -> Flask:
-    return demo_factory()
-
-
-@pytest.fixture
-def client(demo: Flask) -> FlaskClient:
-    return demo.test_client()
-
-
-def sign_up(client: FlaskClient, email: str = "ada@example.com", name: str = "Ada") -> None:
-    response = client.post("/signup", data={"name": name, "email": email, "password": PASSWORD})
-    assert response.status_code == 302, response.text
-    assert response.headers["Location"] == "/dashboard"
-
-
-def subscribe(app: Flask, client: FlaskClient, sandbox: Any, plan: str = "pro") -> None:
-    """Pay Checkout for ``plan`` on the sandbox, deliver its webhooks and process them."""
-    with serving(app, sandbox):
-        response = client.post("/billing/checkout", data={"plan": plan, "interval": "month"})
-        assert response.status_code == 303, response.text
-        session_id = urlsplit(response.headers["Location"]).path.rsplit("/", 1)[-1]
-        sandbox.complete_checkout(session_id)
-        assert sandbox.wait_for_deliveries()
-    run_worker(app)
-
 
 # -- accounts ------------------------------------------------------------------------------
 

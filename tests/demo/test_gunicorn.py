@@ -21,13 +21,13 @@ from urllib.request import urlopen
 import pytest
 import sqlalchemy as sa
 
-from .conftest import PG_URL, _missing_backend
+from tests.conftest import PG_URL, _missing_backend
 
 BOOTS = 10
 WORKERS = 2
 #: A deadline for a boot to settle, not a measurement: the test never asserts a duration.
 BOOT_DEADLINE = 120.0
-READY_CONFIG = Path(__file__).with_name("gunicorn_ready.py")
+READY_CONFIG = Path(__file__).resolve().parents[1] / "helpers" / "gunicorn_ready.py"
 
 
 @pytest.fixture

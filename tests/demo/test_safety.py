@@ -2,7 +2,7 @@
 sessions that end at logout, the sign-in throttle, kept notes, and the developer page.
 
 Runs on the test database (SQLite and PostgreSQL), the test Redis and the sandbox, with the
-fixtures of :mod:`tests.test_demo_app`.
+fixtures of ``tests/demo/conftest.py``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from demo_app import settings
 from demo_app.extensions import db
 from demo_app.models import LoginSession, Note, User
 from flask_lattice.models import Customer, WebhookEvent
-
-from .test_demo_app import PASSWORD, client, demo, demo_factory, sign_up, subscribe
-
-__all__ = ["client", "demo", "demo_factory"]  # the fixtures this module uses
+from tests.helpers.demo import PASSWORD, sign_up, subscribe
 
 # -- where sign-in sends you ------------------------------------------------------------
 
