@@ -122,7 +122,7 @@ def finish_advance(core: SandboxCore, clock: JSON) -> None:
     target = clock["status_details"]["advancing"]["target_frozen_time"]
     run_until(core, target, clock["id"])
     clock.update(frozen_time=target, status="ready", status_details={"advancing": None})
-    emit(core, "test_helpers.test_clock.ready", clock, at=core.clock.now())
+    emit(core, "test_helpers.test_clock.ready", clock, at=target)
 
 
 def _finish_later(core: SandboxCore, clock_id: str) -> None:
@@ -186,7 +186,7 @@ def advance_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
             "(or two years when it has no subscriptions) beyond its current frozen_time.",
         )
     clock.update(status="advancing", status_details={"advancing": {"target_frozen_time": target}})
-    emit(core, "test_helpers.test_clock.advancing", clock, at=core.clock.now())
+    emit(core, "test_helpers.test_clock.advancing", clock, at=clock["frozen_time"])
     _finish_later(core, clock["id"])
     return copy.deepcopy(clock)
 
