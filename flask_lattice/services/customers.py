@@ -77,8 +77,8 @@ def follow_default_payment_method(customer_id: str) -> list[str]:
     """
     gateway = get_state().stripe
     try:
-        customer = gateway.retrieve_customer(customer_id)
-        if "deleted" in customer and customer["deleted"]:
+        customer = gateway.retrieve_customer(customer_id).to_dict()
+        if customer.get("deleted"):
             return []
         default = customer["invoice_settings"]["default_payment_method"]
         if not default:
