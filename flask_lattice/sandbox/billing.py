@@ -160,6 +160,16 @@ def create_invoice(
     return invoice
 
 
+def bill_now(core: SandboxCore, sub: JSON, lines: Sequence[JSON], at: int) -> JSON:
+    """Invoice ``lines`` for ``sub`` at once (``subscription_update``): finalize, then charge."""
+    customer = core.store.get("customer", sub["customer"])
+    invoice = create_invoice(core, customer, sub, "subscription_update", lines, at, (at, at))
+    finalize(core, invoice, at)
+    if invoice["status"] == "open":
+        pay(core, invoice, at)
+    return invoice
+
+
 def add_pending(core: SandboxCore, sub: JSON, lines: Sequence[JSON], at: int) -> None:
     """Keep proration ``lines`` for the next invoice, each as a pending ``invoiceitem``."""
     customer = core.store.get("customer", sub["customer"])
@@ -573,12 +583,7 @@ def cancel(
     lines = take_pending(core, sub)
     if not lines:
         return None
-    customer = core.store.get("customer", sub["customer"])
-    invoice = create_invoice(core, customer, sub, "subscription_update", lines, at, (at, at))
-    finalize(core, invoice, at)
-    if invoice["status"] == "open":
-        pay(core, invoice, at)
-    return invoice
+    return bill_now(core, sub, lines, at)
 
 
 def aligned_period(anchor: int, at: int, interval: str, count: int) -> tuple[int, int]:
@@ -621,12 +626,7 @@ def resume_unchanged(core: SandboxCore, sub: JSON, at: int, behavior: str) -> JS
     if behavior != "always_invoice":
         add_pending(core, sub, lines, at)
         return None
-    customer = core.store.get("customer", sub["customer"])
-    invoice = create_invoice(core, customer, sub, "subscription_update", lines, at, (at, at))
-    finalize(core, invoice, at)
-    if invoice["status"] == "open":
-        pay(core, invoice, at)
-    return invoice
+    return bill_now(core, sub, lines, at)
 
 
 # -- plan changes and prorations -----------------------------------------------------------
@@ -809,12 +809,7 @@ def apply_plan_change(
     lines = immediate_lines(core, sub, change, behavior, take_pending(core, sub)) or []
     if not lines:
         return None
-    customer = core.store.get("customer", sub["customer"])
-    invoice = create_invoice(core, customer, sub, "subscription_update", lines, at, (at, at))
-    finalize(core, invoice, at)
-    if invoice["status"] == "open":
-        pay(core, invoice, at)
-    return invoice
+    return bill_now(core, sub, lines, at)
 
 
 def preview(core: SandboxCore, customer: JSON, sub: JSON, details: JSON, at: int) -> JSON:
