@@ -623,10 +623,10 @@ def resume_unchanged(core: SandboxCore, sub: JSON, at: int, behavior: str) -> JS
         )
         for item in sub["items"]["data"]
     ]
+    add_pending(core, sub, lines, at)
     if behavior != "always_invoice":
-        add_pending(core, sub, lines, at)
         return None
-    return bill_now(core, sub, lines, at)
+    return bill_now(core, sub, take_pending(core, sub), at)
 
 
 # -- plan changes and prorations -----------------------------------------------------------
@@ -801,15 +801,19 @@ def immediate_lines(
 def apply_plan_change(
     core: SandboxCore, sub: JSON, change: PlanChange, at: int, behavior: str
 ) -> JSON | None:
-    """Apply a :class:`PlanChange` to ``sub``; returns the invoice it created, if any."""
+    """Apply a :class:`PlanChange` to ``sub``; returns the invoice it created, if any.
+
+    Prorations are invoice items (``invoiceitem.created``); they stay pending until the next
+    invoice unless the change is invoiced at once.
+    """
     reshape(sub, change, at)
+    add_pending(core, sub, change.prorations, at)
     if not invoices_now(sub, change, behavior):
-        add_pending(core, sub, change.prorations, at)
         return None
-    lines = immediate_lines(core, sub, change, behavior, take_pending(core, sub)) or []
-    if not lines:
-        return None
-    return bill_now(core, sub, lines, at)
+    lines = take_pending(core, sub)
+    if change.reset_anchor:
+        lines += cycle_lines(core, sub, period_of(sub))
+    return bill_now(core, sub, lines, at) if lines else None
 
 
 def preview(core: SandboxCore, customer: JSON, sub: JSON, details: JSON, at: int) -> JSON:

@@ -98,6 +98,8 @@ def test_negative_invoice_credits_the_balance_and_the_next_invoice_spends_it(
     )
     invoice = client.v1.invoices.retrieve(str(down.latest_invoice))
     assert invoice.total < 0 and invoice.amount_due == 0 and invoice.status == "paid"
+    billed = client.v1.invoice_items.list(params={"invoice": invoice.id}).data
+    assert sorted(i.amount for i in billed) == sorted(line.amount for line in invoice.lines.data)
     credit = invoice.total
     customer = client.v1.customers.retrieve(str(sub.customer))
     assert customer.balance == credit == invoice.ending_balance
