@@ -16,12 +16,20 @@ from .core import SandboxCore
 from .events import changes, emit
 from .ids import new_id
 from .objects.billing import invoice as new_invoice_object
-from .objects.billing import line_item, subscription, subscription_item
+from .objects.billing import invoiceitem, line_item, subscription, subscription_item
 from .objects.catalog import plan
-from .objects.payments import invoice_payment, payment_error, payment_intent, payment_method
+from .objects.customers import balance_transaction
+from .objects.payments import (
+    charge,
+    invoice_payment,
+    payment_error,
+    payment_intent,
+    payment_method,
+)
 from .wire import JSON, StripeError
 
 INCOMPLETE_EXPIRY = 23 * 3600
+ENDED = ("canceled", "incomplete_expired")
 
 
 # -- payment methods -----------------------------------------------------------------------
@@ -79,7 +87,7 @@ def set_default_payment_method(core: SandboxCore, customer: JSON, pm_id: str, at
 
 def _payer(core: SandboxCore, invoice: JSON) -> str | None:
     """The payment method an invoice is charged to: subscription's, else the customer's."""
-    sub = _invoice_subscription(core, invoice)
+    sub = invoice_subscription(core, invoice)
     if sub and sub["default_payment_method"]:
         return str(sub["default_payment_method"])
     customer = core.store.get("customer", invoice["customer"])
@@ -90,7 +98,8 @@ def _payer(core: SandboxCore, invoice: JSON) -> str | None:
 # -- invoices ------------------------------------------------------------------------------
 
 
-def _invoice_subscription(core: SandboxCore, invoice: JSON) -> JSON | None:
+def invoice_subscription(core: SandboxCore, invoice: JSON) -> JSON | None:
+    """The subscription an invoice bills, if any."""
     details = (invoice["parent"] or {}).get("subscription_details")
     if not details:
         return None
@@ -139,10 +148,74 @@ def create_invoice(
         invoice["parent"]["subscription_details"]["metadata"] = dict(sub["metadata"])
     set_lines(invoice, lines)
     core.store.put(invoice)
+    for line in lines:
+        item_id = ((line["parent"] or {}).get("subscription_item_details") or {}).get(
+            "invoice_item"
+        )
+        if item_id and (item := core.store.find(item_id)):
+            item["invoice"] = invoice["id"]
     if sub:
         sub["latest_invoice"] = invoice["id"]
     emit(core, "invoice.created", invoice, at=at)
     return invoice
+
+
+def bill_now(core: SandboxCore, sub: JSON, lines: Sequence[JSON], at: int) -> JSON:
+    """Invoice ``lines`` for ``sub`` at once (``subscription_update``): finalize, then charge."""
+    customer = core.store.get("customer", sub["customer"])
+    invoice = create_invoice(core, customer, sub, "subscription_update", lines, at, (at, at))
+    finalize(core, invoice, at)
+    if invoice["status"] == "open":
+        pay(core, invoice, at)
+    return invoice
+
+
+def add_pending(core: SandboxCore, sub: JSON, lines: Sequence[JSON], at: int) -> None:
+    """Keep proration ``lines`` for the next invoice, each as a pending ``invoiceitem``."""
+    customer = core.store.get("customer", sub["customer"])
+    for line in lines:
+        item = core.store.put(invoiceitem(new_id("ii"), at, line=line, customer=customer))
+        line["parent"]["subscription_item_details"]["invoice_item"] = item["id"]
+        emit(core, "invoiceitem.created", item, at=at)
+    core.store.secret(sub["id"]).setdefault("pending_lines", []).extend(lines)
+
+
+def take_pending(core: SandboxCore, sub: JSON) -> list[JSON]:
+    """The subscription's pending proration lines, removed from the pending set."""
+    return list(core.store.secret(sub["id"]).pop("pending_lines", []))
+
+
+def _apply_balance(core: SandboxCore, invoice: JSON, at: int) -> None:
+    """Apply the customer's balance to a finalizing invoice; a negative total credits it.
+
+    Stripe: customer.balance is in minor units, negative is credit the customer can spend. The
+    change is recorded as an ``applied_to_invoice`` customer balance transaction.
+    """
+    customer = core.store.get("customer", invoice["customer"])
+    start = int(customer["balance"])
+    net = invoice["total"] + start
+    due, end = max(net, 0), min(net, 0)
+    invoice.update(
+        starting_balance=start,
+        ending_balance=end,
+        amount_due=due,
+        amount_remaining=due - invoice["amount_paid"],
+    )
+    if end == start:
+        return
+    customer["balance"] = end
+    core.store.put(
+        balance_transaction(
+            new_id("cbtxn"),
+            at,
+            customer=customer,
+            amount=end - start,
+            currency=invoice["currency"],
+            invoice=invoice["id"],
+            kind="applied_to_invoice",
+        )
+    )
+    emit(core, "customer.updated", customer, at=at, previous={"balance": start})
 
 
 def finalize(core: SandboxCore, invoice: JSON, at: int) -> JSON:
@@ -158,8 +231,9 @@ def finalize(core: SandboxCore, invoice: JSON, at: int) -> JSON:
         hosted_invoice_url=f"{core.base_url}/i/{invoice['id']}",
         invoice_pdf=f"{core.base_url}/i/{invoice['id']}/pdf",
         effective_at=at,
-        ending_balance=min(invoice["total"], 0),
+        automatically_finalizes_at=None,
     )
+    _apply_balance(core, invoice, at)
     invoice["status_transitions"]["finalized_at"] = at
     emit(core, "invoice.finalized", invoice, at=at)
     if invoice["amount_due"] == 0:
@@ -184,8 +258,22 @@ def _intent_for(core: SandboxCore, invoice: JSON, pm_id: str | None, at: int) ->
         secret["intent"] = intent["id"]
         record = invoice_payment(new_id("inpay"), at, invoice, intent["id"])
         invoice["payments"]["data"].insert(0, record)
+        emit(core, "payment_intent.created", intent, at=at)
     intent["payment_method"] = pm_id
     return intent
+
+
+def _charge(
+    core: SandboxCore, intent: JSON, pm: JSON | None, error: StripeError | None, at: int
+) -> JSON:
+    """Record the charge of one payment attempt and emit ``charge.succeeded``/``.failed``."""
+    failure = (error.code or "card_declined", error.message, error.decline_code) if error else None
+    attempt = core.store.put(
+        charge(new_id("ch"), at, intent=intent, payment_method=pm, error=failure)
+    )
+    intent["latest_charge"] = attempt["id"]
+    emit(core, "charge.failed" if error else "charge.succeeded", attempt, at=at)
+    return attempt
 
 
 def pay(core: SandboxCore, invoice: JSON, at: int, pm_id: str | None = None) -> StripeError | None:
@@ -202,6 +290,7 @@ def pay(core: SandboxCore, invoice: JSON, at: int, pm_id: str | None = None) -> 
         return None
     pm_id = pm_id or _payer(core, invoice)
     intent = _intent_for(core, invoice, pm_id, at)
+    before = copy.deepcopy(invoice)
     invoice["attempted"] = True
     invoice["attempt_count"] += 1
     if pm_id is None:
@@ -212,17 +301,28 @@ def pay(core: SandboxCore, invoice: JSON, at: int, pm_id: str | None = None) -> 
         )
     else:
         error = cards.charge_error(core.store.secret(pm_id).get("number", ""))
+    pm = core.store.find(pm_id) if pm_id else None
     if error is None:
+        _charge(core, intent, pm, None, at)
         intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None)
+        emit(core, "payment_intent.succeeded", intent, at=at)
         _mark_paid(core, invoice, at)
         return None
-    pm = core.store.find(pm_id) if pm_id else None
+    action = error.code == "authentication_required"
+    attempt = _charge(core, intent, pm, error, at) if pm and not action else None
     intent["last_payment_error"] = payment_error(
         error.code or "card_declined", error.decline_code, error.message, pm
     )
-    action = error.code == "authentication_required"
+    intent["last_payment_error"]["charge"] = attempt["id"] if attempt else None
     intent["status"] = "requires_action" if action else "requires_payment_method"
+    emit(
+        core,
+        "payment_intent.requires_action" if action else "payment_intent.payment_failed",
+        intent,
+        at=at,
+    )
     _schedule_retry(core, invoice, at)
+    emit(core, "invoice.updated", invoice, at=at, previous=changes(before, invoice))
     emit(core, "invoice.payment_failed", invoice, at=at)
     if action:
         emit(core, "invoice.payment_action_required", invoice, at=at)
@@ -241,10 +341,11 @@ def _mark_paid(core: SandboxCore, invoice: JSON, at: int) -> None:
     for record in invoice["payments"]["data"]:
         record.update(status="paid", amount_paid=record["amount_requested"])
         record["status_transitions"]["paid_at"] = at
+        emit(core, "invoice_payment.paid", record, at=at)
     core.store.secret(invoice["id"]).pop("retries_left", None)
     emit(core, "invoice.paid", invoice, at=at)
     emit(core, "invoice.payment_succeeded", invoice, at=at)
-    sub = _invoice_subscription(core, invoice)
+    sub = invoice_subscription(core, invoice)
     if (
         sub
         and sub["status"] in ("incomplete", "past_due", "unpaid")
@@ -257,7 +358,7 @@ def open_invoices(core: SandboxCore, sub: JSON) -> list[JSON]:
     return [
         inv
         for inv in core.store.all("invoice")
-        if inv["status"] == "open" and _invoice_subscription(core, inv) is sub
+        if inv["status"] == "open" and invoice_subscription(core, inv) is sub
     ]
 
 
@@ -271,8 +372,10 @@ def _schedule_retry(core: SandboxCore, invoice: JSON, at: int) -> None:
 
 
 def _after_failure(core: SandboxCore, invoice: JSON, at: int) -> None:
-    sub = _invoice_subscription(core, invoice)
+    sub = invoice_subscription(core, invoice)
     if sub is None or invoice["billing_reason"] == "subscription_create":
+        return
+    if sub["status"] in ("canceled", "incomplete_expired"):
         return
     if invoice["next_payment_attempt"] is not None:
         if sub["status"] in ("active", "trialing"):
@@ -441,17 +544,89 @@ def create_subscription(
     return sub
 
 
-def cancel(core: SandboxCore, sub: JSON, at: int, reason: str = "cancellation_requested") -> None:
-    """End a subscription now (``customer.subscription.deleted``)."""
+def cancel(
+    core: SandboxCore,
+    sub: JSON,
+    at: int,
+    reason: str = "cancellation_requested",
+    *,
+    prorate: bool = False,
+    invoice_now: bool = False,
+) -> JSON | None:
+    """End a subscription now (``customer.subscription.deleted``).
+
+    ``prorate`` adds a pending credit for the unused time of the period; ``invoice_now`` then
+    bills every pending item of the subscription on a final invoice (a negative total becomes
+    customer credit). Without ``invoice_now`` pending items stay pending on the customer, as in
+    Stripe. Returns the final invoice, if one was made.
+    """
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise StripeError(
             f"A canceled subscription can only update its cancellation_details and metadata. "
             f"({sub['id']})",
         )
+    was = sub["status"]
     sub.update(status="canceled", ended_at=at, canceled_at=sub["canceled_at"] or at)
     sub["cancellation_details"]["reason"] = reason
-    core.store.secret(sub["id"]).pop("pending_lines", None)
     emit(core, "customer.subscription.deleted", sub, at=at)
+    start, end = period_of(sub)
+    if prorate and was in ("active", "past_due") and start <= at < end:
+        credits = [
+            _proration_line(
+                core, sub, item["id"], item["price"], item["quantity"], (start, end, at), True
+            )
+            for item in sub["items"]["data"]
+        ]
+        add_pending(core, sub, credits, at)
+    if not invoice_now:
+        return None
+    lines = take_pending(core, sub)
+    if not lines:
+        return None
+    return bill_now(core, sub, lines, at)
+
+
+def aligned_period(anchor: int, at: int, interval: str, count: int) -> tuple[int, int]:
+    """The billing period around ``at`` counted from ``anchor``, keeping the anchor's day.
+
+    Stripe keeps the anchor day: anchored on Jan 31, a monthly price renews Feb 28 (29),
+    Mar 31, Apr 30. Returns ``(start, end)`` with ``start <= at < end`` (``start`` is
+    ``anchor`` when ``at`` is before it).
+    """
+    start, step = anchor, 1
+    while (end := add_interval(anchor, interval, count * step)) <= at:
+        start, step = end, step + 1
+    return start, end
+
+
+def period_end_after(anchor: int, at: int, interval: str, count: int) -> int:
+    """The first billing date after ``at`` counted from ``anchor`` (see :func:`aligned_period`)."""
+    return aligned_period(anchor, at, interval, count)[1]
+
+
+def resume_unchanged(core: SandboxCore, sub: JSON, at: int, behavior: str) -> JSON | None:
+    """Resume keeping ``billing_cycle_anchor``: the period runs to the next anchor date.
+
+    The rest of the period is prorated per ``behavior``: ``always_invoice`` bills it now,
+    ``create_prorations`` leaves pending invoice items, ``none`` bills nothing. Returns the
+    invoice made, if any.
+    """
+    interval, count = _interval(sub["items"]["data"][0]["price"])
+    start, end = aligned_period(sub["billing_cycle_anchor"], at, interval, count)
+    for item in sub["items"]["data"]:
+        item.update(current_period_start=at, current_period_end=end)
+    if behavior == "none":
+        return None
+    lines = [
+        _proration_line(
+            core, sub, item["id"], item["price"], item["quantity"], (start, end, at), False
+        )
+        for item in sub["items"]["data"]
+    ]
+    add_pending(core, sub, lines, at)
+    if behavior != "always_invoice":
+        return None
+    return bill_now(core, sub, take_pending(core, sub), at)
 
 
 # -- plan changes and prorations -----------------------------------------------------------
@@ -606,11 +781,16 @@ def reshape(sub: JSON, change: PlanChange, at: int) -> tuple[int, int]:
     return start, end
 
 
+def invoices_now(sub: JSON, change: PlanChange, behavior: str) -> bool:
+    """Whether a change is invoiced at once (new interval, or ``always_invoice``)."""
+    return sub["status"] != "trialing" and (change.reset_anchor or behavior == "always_invoice")
+
+
 def immediate_lines(
     core: SandboxCore, sub: JSON, change: PlanChange, behavior: str, pending: list[JSON]
 ) -> list[JSON] | None:
     """The lines a change invoices at once (None when it waits for the next renewal)."""
-    if sub["status"] == "trialing" or not (change.reset_anchor or behavior == "always_invoice"):
+    if not invoices_now(sub, change, behavior):
         return None
     lines = pending + change.prorations
     if change.reset_anchor:
@@ -621,22 +801,19 @@ def immediate_lines(
 def apply_plan_change(
     core: SandboxCore, sub: JSON, change: PlanChange, at: int, behavior: str
 ) -> JSON | None:
-    """Apply a :class:`PlanChange` to ``sub``; returns the invoice it created, if any."""
+    """Apply a :class:`PlanChange` to ``sub``; returns the invoice it created, if any.
+
+    Prorations are invoice items (``invoiceitem.created``); they stay pending until the next
+    invoice unless the change is invoiced at once.
+    """
     reshape(sub, change, at)
-    secret = core.store.secret(sub["id"])
-    pending = secret.pop("pending_lines", [])
-    lines = immediate_lines(core, sub, change, behavior, pending)
-    if lines is None:
-        secret["pending_lines"] = pending + change.prorations
+    add_pending(core, sub, change.prorations, at)
+    if not invoices_now(sub, change, behavior):
         return None
-    if not lines:
-        return None
-    customer = core.store.get("customer", sub["customer"])
-    invoice = create_invoice(core, customer, sub, "subscription_update", lines, at, (at, at))
-    finalize(core, invoice, at)
-    if invoice["status"] == "open":
-        pay(core, invoice, at)
-    return invoice
+    lines = take_pending(core, sub)
+    if change.reset_anchor:
+        lines += cycle_lines(core, sub, period_of(sub))
+    return bill_now(core, sub, lines, at) if lines else None
 
 
 def preview(core: SandboxCore, customer: JSON, sub: JSON, details: JSON, at: int) -> JSON:
@@ -654,13 +831,15 @@ def preview(core: SandboxCore, customer: JSON, sub: JSON, details: JSON, at: int
     pending = copy.deepcopy(core.store.private.get(sub["id"], {}).get("pending_lines", []))
     lines = immediate_lines(core, work, change, behavior, pending)
     start, end = period_of(work)
+    customer_balance = 0
     if lines is not None:
         reason, created, period = "subscription_update", when, (when, when)
     else:
         interval, count = _interval(work["items"]["data"][0]["price"])
-        following = (end, add_interval(end, interval, count))
+        following = (end, period_end_after(work["billing_cycle_anchor"], end, interval, count))
         lines = pending + change.prorations + cycle_lines(core, work, following)
         reason, created, period = "upcoming", end, (start, end)
+        customer_balance = int(customer["balance"])
     invoice = new_invoice_object(
         new_id("upcoming_in"),
         created,
@@ -674,4 +853,7 @@ def preview(core: SandboxCore, customer: JSON, sub: JSON, details: JSON, at: int
     details_out.update(metadata=dict(work["metadata"]))
     if change.prorations:
         details_out["subscription_proration_date"] = when
-    return set_lines(invoice, lines)
+    set_lines(invoice, lines)
+    due = max(invoice["total"] + customer_balance, 0)
+    invoice.update(starting_balance=customer_balance, amount_due=due, amount_remaining=due)
+    return invoice

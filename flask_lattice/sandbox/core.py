@@ -19,17 +19,27 @@ log = logging.getLogger(__name__)
 API_VERSION = "2026-10-28.endive"
 
 
+SMART_RETRY_DAYS = (1, 1, 2, 2, 2, 3, 3)
+"""A fixed stand-in for Stripe's Smart Retries default: 8 attempts (the first and 7 retries)
+within 2 weeks. Each number is the days from one failed attempt to the next retry."""
+
+
 @dataclass
 class Settings:
-    """Billing behaviour knobs.
+    """Billing behaviour knobs (Stripe's defaults unless a test chooses otherwise).
 
-    ``dunning_retry_days``: days after each failed renewal payment to retry (after the last retry
-    fails the subscription becomes ``dunning_final_status``: ``canceled`` or ``unpaid``).
+    ``dunning_retry_days``: days from each failed renewal payment to its next retry (after the
+    last retry fails the subscription becomes ``dunning_final_status``: ``canceled`` or
+    ``unpaid``). ``upcoming_notice_days``: days before a renewal that ``invoice.upcoming`` is
+    sent (0: never). ``finalize_delay``: seconds a renewal invoice stays a draft before it is
+    finalized and charged (Stripe: one hour).
     """
 
-    dunning_retry_days: tuple[int, ...] = (3, 5, 7)
+    dunning_retry_days: tuple[int, ...] = SMART_RETRY_DAYS
     dunning_final_status: str = "canceled"
     trial_notice_days: int = 3
+    upcoming_notice_days: int = 7
+    finalize_delay: int = 3600
 
 
 class SandboxCore:

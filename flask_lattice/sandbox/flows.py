@@ -82,8 +82,16 @@ def success_redirect(core: SandboxCore, session: JSON) -> str:
     return str(url).replace("{CHECKOUT_SESSION_ID}", session["id"])
 
 
-def update_payment_method(core: SandboxCore, customer: JSON, number: str) -> JSON:
-    """Save a new default card for ``customer`` and pay its open invoices with it."""
+def update_payment_method(
+    core: SandboxCore, customer: JSON, number: str, *, subscriptions: bool = False
+) -> JSON:
+    """Save a new card as the customer's ``invoice_settings.default_payment_method``.
+
+    Like Stripe's portal, this neither pays every open invoice nor touches the subscriptions'
+    own ``default_payment_method``: open invoices are retried on their dunning schedule.
+    ``subscriptions`` also makes the card every live subscription's default, as an app does
+    through the API. Raises the card's error if it cannot be saved.
+    """
     at = core.now_for(customer)
     number = cards.normalize(number)
     error = cards.attach_error(number)
@@ -92,15 +100,24 @@ def update_payment_method(core: SandboxCore, customer: JSON, number: str) -> JSO
     pm = billing.create_card(core, number, at, email=customer["email"])
     billing.attach(core, pm, customer, at)
     billing.set_default_payment_method(core, customer, pm["id"], at)
-    for sub in core.store.all("subscription"):
-        if sub["customer"] == customer["id"] and sub["status"] not in ("canceled",):
-            before = copy.deepcopy(sub)
-            sub["default_payment_method"] = pm["id"]
-            billing.emit_updated(core, sub, before, at)
-    failure = None
-    for invoice in reversed(core.store.all("invoice")):
-        if invoice["customer"] == customer["id"] and invoice["status"] == "open":
-            failure = billing.pay(core, invoice, at) or failure
-    if failure:
-        raise failure
+    if subscriptions:
+        for sub in core.store.all("subscription"):
+            if sub["customer"] == customer["id"] and sub["status"] not in billing.ENDED:
+                before = copy.deepcopy(sub)
+                sub["default_payment_method"] = pm["id"]
+                billing.emit_updated(core, sub, before, at)
     return pm
+
+
+def pay_latest_open_invoice(core: SandboxCore, customer: JSON, pm: JSON) -> None:
+    """Pay the customer's most recent open invoice with ``pm`` (the portal's "pay now" step).
+
+    Raises the card error when the charge fails; other open invoices wait for their retries.
+    """
+    at = core.now_for(customer)
+    for invoice in core.store.all("invoice"):
+        if invoice["customer"] == customer["id"] and invoice["status"] == "open":
+            failure = billing.pay(core, invoice, at, pm["id"])
+            if failure:
+                raise failure
+            return

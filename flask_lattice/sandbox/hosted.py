@@ -197,13 +197,14 @@ def portal(session_id: str) -> BaseResponse:
 
 @hosted.post("/p/session/<session_id>/payment_method")
 def portal_payment_method(session_id: str) -> BaseResponse:
-    """Save a new default card, then pay open invoices with it."""
+    """Save a new default card for the customer, then pay the latest open invoice with it."""
     sandbox = core()
     with sandbox.unit_of_work():
         session = _find("billing_portal.session", session_id)
         customer = _find("customer", session["customer"])
         try:
-            flows.update_payment_method(sandbox, customer, request.form.get("card_number", ""))
+            pm = flows.update_payment_method(sandbox, customer, request.form.get("card_number", ""))
+            flows.pay_latest_open_invoice(sandbox, customer, pm)
         except StripeError as exc:
             return _portal(session_id, "payment_method_update", error=exc.message)
     return _after(session, "Payment method updated.")

@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import api, flows
 from .clock import DAY
-from .core import SandboxCore, Settings
+from .core import SMART_RETRY_DAYS, SandboxCore, Settings
 from .delivery import DEFAULT_RETRY_SCHEDULE, Delivery, Outbox
 from .hosted import hosted
 from .ids import new_id
@@ -125,6 +125,13 @@ class StripeSandbox:
 
     ``forward_to`` receives every event signed with ``webhook_secret`` (like ``stripe listen``);
     endpoints registered through the webhook_endpoints API receive theirs with their own secret.
+
+    Billing knobs (defaults are Stripe's): ``dunning_retry_days``, days from each failed renewal
+    payment to the next retry (default: 8 attempts within 2 weeks, Smart Retries' recommended
+    policy; ``(3, 5, 7)`` is a classic custom schedule); ``dunning_final_status``, ``canceled`` or
+    ``unpaid`` after the last retry fails; ``upcoming_notice_days``, days before a renewal that
+    ``invoice.upcoming`` is sent (0: never); ``finalize_delay``, seconds a renewal invoice stays a
+    draft before it is finalized and charged (Stripe: 3600).
     """
 
     def __init__(
@@ -142,11 +149,15 @@ class StripeSandbox:
         shuffle: bool = False,
         delay: float = 0.0,
         seed: int = 0,
-        dunning_retry_days: Sequence[int] = (3, 5, 7),
+        dunning_retry_days: Sequence[int] = SMART_RETRY_DAYS,
         dunning_final_status: str = "canceled",
+        upcoming_notice_days: int = 7,
+        finalize_delay: int = 3600,
     ) -> None:
         if dunning_final_status not in ("canceled", "unpaid"):
             raise ValueError("dunning_final_status must be 'canceled' or 'unpaid'")
+        if min(dunning_retry_days, default=1) <= 0 or min(upcoming_notice_days, finalize_delay) < 0:
+            raise ValueError("retry days must be positive, notice days and delay not negative")
         self.api_key = api_key
         self._outbox = Outbox(
             retry_schedule=retry_schedule,
@@ -167,6 +178,8 @@ class StripeSandbox:
             settings=Settings(
                 dunning_retry_days=tuple(dunning_retry_days),
                 dunning_final_status=dunning_final_status,
+                upcoming_notice_days=upcoming_notice_days,
+                finalize_delay=finalize_delay,
             ),
             persist_path=persist_path,
         )
@@ -277,10 +290,16 @@ class StripeSandbox:
         return location
 
     def update_payment_method(self, customer_id: str, card: str = "4242424242424242") -> str:
-        """Give a customer a new default card (paying open invoices); returns the new pm id."""
+        """Give a customer a new default card, as an app does through the API.
+
+        The card becomes the customer's ``invoice_settings.default_payment_method`` and every live
+        subscription's ``default_payment_method``; open invoices are charged with it at their
+        next retry. Returns the new payment method id.
+        """
         customer = self.core.store.get("customer", customer_id, "customer")
         with self.core.unit_of_work():
-            return str(flows.update_payment_method(self.core, customer, card)["id"])
+            pm = flows.update_payment_method(self.core, customer, card, subscriptions=True)
+            return str(pm["id"])
 
     # -- webhook delivery --------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""What happens when time passes: renewals, trial ends, scheduled cancels, dunning, expiries."""
+"""What happens when time passes: renewals, trial ends, scheduled cancels, dunning, expiries.
+
+A renewal follows Stripe's timeline (docs.stripe.com/billing/subscriptions/overview): an
+``invoice.upcoming`` notice ``upcoming_notice_days`` before, then at the renewal a draft invoice
+(``invoice.created``), finalized and charged ``finalize_delay`` seconds later.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import copy
 from collections.abc import Callable
 
 from . import billing
-from .clock import DAY, add_interval
+from .clock import DAY
 from .core import SandboxCore
 from .events import emit
 from .wire import JSON
@@ -14,26 +19,48 @@ from .wire import JSON
 Action = Callable[[SandboxCore, JSON, int], None]
 
 
-def renew(core: SandboxCore, sub: JSON, at: int) -> None:
-    """Start the next period and invoice it (also ends a trial that ends at ``at``)."""
+def renew(
+    core: SandboxCore, sub: JSON, at: int, *, reset_anchor: bool = False, now: bool = False
+) -> None:
+    """Start the next period and invoice it (also ends a trial that ends at ``at``).
+
+    The invoice stays a draft for ``finalize_delay`` seconds, then :func:`collect` finalizes and
+    charges it; ``now`` collects at once (a trial ended or a subscription resumed by the API).
+    ``reset_anchor`` makes ``at`` the new ``billing_cycle_anchor``.
+    """
     before = copy.deepcopy(sub)
     previous_start = billing.period_of(sub)[0]
+    if sub["status"] == "trialing" or reset_anchor:
+        sub["billing_cycle_anchor"] = at
+    if sub["status"] == "trialing":
+        sub["status"] = "active"
     interval = sub["items"]["data"][0]["price"]["recurring"]
-    end = add_interval(at, interval["interval"], interval["interval_count"])
+    end = billing.period_end_after(
+        sub["billing_cycle_anchor"], at, interval["interval"], interval["interval_count"]
+    )
     for item in sub["items"]["data"]:
         item.update(current_period_start=at, current_period_end=end)
-    if sub["status"] == "trialing":
-        sub.update(status="active", billing_cycle_anchor=at)
     customer = core.store.get("customer", sub["customer"])
-    lines = core.store.secret(sub["id"]).pop("pending_lines", [])
-    lines += billing.cycle_lines(core, sub, (at, end))
+    lines = billing.take_pending(core, sub) + billing.cycle_lines(core, sub, (at, end))
     invoice = billing.create_invoice(
         core, customer, sub, "subscription_cycle", lines, at, (previous_start, at)
     )
     billing.emit_updated(core, sub, before, at)
     behavior = (sub["pause_collection"] or {}).get("behavior")
     if sub["status"] == "unpaid" or behavior == "keep_as_draft":
+        invoice["auto_advance"] = False
         return
+    delay = 0 if now else core.settings.finalize_delay
+    if delay:
+        invoice["automatically_finalizes_at"] = at + delay
+        return
+    collect(core, invoice, at)
+
+
+def collect(core: SandboxCore, invoice: JSON, at: int) -> None:
+    """Finalize a subscription's draft invoice and charge it (per ``pause_collection``)."""
+    sub = core.store.get("subscription", invoice["parent"]["subscription_details"]["subscription"])
+    behavior = (sub["pause_collection"] or {}).get("behavior")
     billing.finalize(core, invoice, at)
     if invoice["status"] != "open":
         return
@@ -49,9 +76,47 @@ def _end_scheduled(core: SandboxCore, sub: JSON, at: int) -> None:
     billing.cancel(core, sub, at)
 
 
-def _trial_notice(core: SandboxCore, sub: JSON, at: int) -> None:
+def trial_notice(core: SandboxCore, sub: JSON, at: int) -> None:
+    """Send ``customer.subscription.trial_will_end`` (once per trial)."""
     core.store.secret(sub["id"])["trial_notice_sent"] = True
     emit(core, "customer.subscription.trial_will_end", sub, at=at)
+
+
+def _upcoming(core: SandboxCore, sub: JSON, at: int) -> None:
+    end = billing.period_of(sub)[1]
+    core.store.secret(sub["id"])["upcoming_sent_for"] = end
+    customer = core.store.get("customer", sub["customer"])
+    emit(core, "invoice.upcoming", billing.preview(core, customer, sub, {}, at), at=at)
+
+
+def _upcoming_at(core: SandboxCore, sub: JSON) -> int | None:
+    """When ``invoice.upcoming`` is due for the current period, or None (sent, or no renewal)."""
+    days = core.settings.upcoming_notice_days
+    start, end = billing.period_of(sub)
+    if not days or core.store.secret(sub["id"]).get("upcoming_sent_for") == end:
+        return None
+    if sub["cancel_at_period_end"] or (sub["cancel_at"] and sub["cancel_at"] <= end):
+        return None
+    notice = end - days * DAY
+    return notice if notice > start else None
+
+
+def _finalize_due(core: SandboxCore, sub: JSON, at: int) -> None:
+    for invoice in drafts_due(core, sub):
+        if invoice["automatically_finalizes_at"] <= at:
+            collect(core, invoice, at)
+            return
+
+
+def drafts_due(core: SandboxCore, sub: JSON) -> list[JSON]:
+    """The subscription's draft invoices waiting to be finalized automatically."""
+    return [
+        invoice
+        for invoice in core.store.all("invoice")
+        if invoice["status"] == "draft"
+        and invoice["automatically_finalizes_at"] is not None
+        and billing.invoice_subscription(core, invoice) is sub
+    ]
 
 
 def _expire_incomplete(core: SandboxCore, sub: JSON, at: int) -> None:
@@ -86,7 +151,14 @@ def next_step(core: SandboxCore, sub: JSON) -> tuple[int, int, Action] | None:
         steps.append((sub["cancel_at"], 0, _end_scheduled))
     if status == "trialing" and not core.store.secret(sub["id"]).get("trial_notice_sent"):
         notice = sub["trial_end"] - core.settings.trial_notice_days * DAY
-        steps.append((max(notice, sub["trial_start"]), 1, _trial_notice))
+        steps.append((max(notice, sub["trial_start"]), 1, trial_notice))
+    upcoming = _upcoming_at(core, sub) if status != "unpaid" else None
+    if upcoming is not None:
+        steps.append((upcoming, 1, _upcoming))
+    steps.extend(
+        (invoice["automatically_finalizes_at"], 3, _finalize_due)
+        for invoice in drafts_due(core, sub)
+    )
     resumes = (sub["pause_collection"] or {}).get("resumes_at")
     if resumes:
         steps.append((resumes, 2, _resume_collection))

@@ -533,6 +533,15 @@ def _on_invoice_change(projector: Projector, event: JSON) -> None:
 def _on_customer(projector: Projector, event: JSON) -> None:
     obj = event["data"]["object"]
     projector.customer(obj["id"], obj, deleted=event["type"] == "customer.deleted")
+    previous = (event["data"].get("previous_attributes") or {}).get("invoice_settings") or {}
+    if "default_payment_method" in previous:
+
+        def follow(app: Flask) -> None:
+            from .services.customers import follow_default_payment_method
+
+            follow_default_payment_method(obj["id"])
+
+        projector.notices.append(follow)
 
 
 def _on_catalog(projector: Projector, event: JSON) -> None:

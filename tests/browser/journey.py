@@ -80,6 +80,20 @@ def visible(page: Any, test_id: str) -> Callable[[], bool]:
     return lambda: page.get_by_test_id(test_id).count() > 0
 
 
+def card_reached_subscription(page: Any) -> Callable[[], bool]:
+    """A check for :func:`reload_until` on the developer page: after the latest
+    ``customer.updated`` webhook (a new default card) came a ``customer.subscription.updated``."""
+
+    def ready() -> bool:
+        cells = page.get_by_test_id("webhook-events").locator("tr td:nth-child(3)")
+        kinds = [text.strip() for text in cells.all_text_contents()]
+        if "customer.updated" not in kinds:
+            return False
+        return "customer.subscription.updated" in kinds[: kinds.index("customer.updated")]
+
+    return ready
+
+
 def advance_clock(page: Any, step: str) -> None:
     """Press one of the developer page's clock buttons (``day``, ``week``, ``period-end``)."""
     page.goto("/dev")

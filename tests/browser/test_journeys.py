@@ -18,6 +18,7 @@ from .journey import (
     CARD_INSUFFICIENT_FUNDS,
     CARD_OK,
     advance_clock,
+    card_reached_subscription,
     choose_plan,
     pay,
     reload_until,
@@ -133,6 +134,10 @@ def test_failed_renewal_shows_past_due_and_recovers(page: Any, shots: Shots) -> 
     shots("portal-card-0341")
     page.get_by_test_id("save-payment-method").click()
     expect(page).to_have_url(re.compile(r"/account/billing"))
+    # the portal saves the card on the customer only (as Stripe's does); the customer.updated
+    # webhook then points the subscription at it, which Stripe confirms with an update
+    page.goto("/dev")
+    reload_until(page, card_reached_subscription(page), "the new card on the subscription")
 
     # the renewal is charged when the sandbox clock passes the period end, and fails
     advance_clock(page, "period-end")

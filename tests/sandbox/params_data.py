@@ -47,6 +47,8 @@ SERVED = {
     "/v1/invoices/{invoice}/pay": ("post",),
     "/v1/invoices/{invoice}/void": ("post",),
     "/v1/invoices/{invoice}/mark_uncollectible": ("post",),
+    "/v1/invoiceitems": ("get",),
+    "/v1/invoiceitems/{invoiceitem}": ("get",),
     "/v1/payment_intents/{intent}": ("get",),
     "/v1/payment_methods": ("get", "post"),
     "/v1/payment_methods/{payment_method}": ("get",),

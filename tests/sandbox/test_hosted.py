@@ -136,7 +136,7 @@ def test_portal_payment_method_update_pays_open_invoice(
     client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
 ) -> None:
     _, sub = signup(client, sb, catalog.pro_monthly, card="4000000000000341", trial_days=3)
-    sb.advance(days=3, seconds=5)
+    sb.advance(days=3, seconds=3605)
     assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
     url = portal(
         client,

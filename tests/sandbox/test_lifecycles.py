@@ -27,6 +27,10 @@ def test_signup_through_checkout_emits_stripes_sequence(
         "customer.subscription.created",
         "invoice.created",
         "invoice.finalized",
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "invoice_payment.paid",
         "invoice.paid",
         "invoice.payment_succeeded",
         "customer.subscription.updated",
@@ -68,39 +72,97 @@ def test_declined_checkout_creates_nothing(
     assert client.v1.checkout.sessions.retrieve(session.id).status == "complete"
 
 
-def test_renewal(client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog) -> None:
+def test_renewal_follows_stripes_timeline(
+    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+) -> None:
+    # docs.stripe.com/billing/subscriptions/overview#subscription-lifecycle and
+    # docs.stripe.com/billing/subscriptions/webhooks#events: invoice.upcoming some days before
+    # (7 by default), a draft at the renewal, finalized and charged about an hour later.
     _, sub = signup(client, sb, catalog.basic_monthly)
     end = sub["items"].data[0].current_period_end
     mark = len(sb.events)
+    sb.advance(to=end - 7 * DAY + 10)
+    assert types(sb, mark) == ["invoice.upcoming"]
+    upcoming = sb.events[-1]["data"]["object"]
+    assert upcoming["billing_reason"] == "upcoming" and upcoming["amount_due"] == 1000
     sb.advance(to=end + 10)
     renewed = client.v1.subscriptions.retrieve(sub.id)
     item = renewed["items"].data[0]
     assert item.current_period_start == end and item.current_period_end > end + 27 * DAY
     assert renewed.status == "active"
     invoice = client.v1.invoices.retrieve(str(renewed.latest_invoice))
-    assert invoice.billing_reason == "subscription_cycle" and invoice.status == "paid"
+    assert invoice.billing_reason == "subscription_cycle" and invoice.status == "draft"
+    assert invoice.automatically_finalizes_at == end + 3600
     assert invoice.lines.data[0].period.start == end
     assert types(sb, mark) == [
+        "invoice.upcoming",
         "invoice.created",
         "customer.subscription.updated",
+    ]
+    sb.advance(to=end + 3600 - 20)
+    assert client.v1.invoices.retrieve(invoice.id).status == "draft"
+    sb.advance(seconds=30)
+    paid = client.v1.invoices.retrieve(invoice.id)
+    assert paid.status == "paid" and paid.status_transitions.finalized_at == end + 3600
+    assert types(sb, mark)[3:] == [
         "invoice.finalized",
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "invoice_payment.paid",
         "invoice.paid",
         "invoice.payment_succeeded",
     ]
+    intent_id = paid.payments.data[0].payment.payment_intent  # type: ignore[union-attr]
+    intent = client.v1.payment_intents.retrieve(str(intent_id))
+    assert intent.status == "succeeded" and intent.latest_charge
+
+
+def test_failed_renewal_emits_the_failure_families(
+    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+) -> None:
+    # docs.stripe.com/billing/subscriptions/webhooks#payment-failures: a failed renewal charge
+    # sends charge.failed, payment_intent.payment_failed, invoice.updated and
+    # invoice.payment_failed.
+    _, sub = signup(client, sb, catalog.basic_monthly)
+    failing = client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": str(sub.customer)}
+    )
+    client.v1.subscriptions.update(sub.id, params={"default_payment_method": failing.id})
+    end = sub["items"].data[0].current_period_end
+    sb.advance(to=end + 10)
+    mark = len(sb.events)
+    sb.advance(seconds=3600)
+    assert types(sb, mark) == [
+        "invoice.finalized",
+        "payment_intent.created",
+        "charge.failed",
+        "payment_intent.payment_failed",
+        "invoice.updated",
+        "invoice.payment_failed",
+        "customer.subscription.updated",
+    ]
+    updated = sb.events[mark + 4]["data"]
+    assert updated["previous_attributes"]["attempt_count"] == 0
+    assert updated["object"]["next_payment_attempt"] == end + 3600 + DAY
 
 
 @pytest.mark.parametrize("final", ["canceled", "unpaid"])
 def test_failed_renewal_dunning(final: str) -> None:
-    with StripeSandbox(retry_schedule=FAST_RETRIES, dunning_final_status=final) as sb:
+    with StripeSandbox(
+        retry_schedule=FAST_RETRIES, dunning_final_status=final, dunning_retry_days=(3, 5, 7)
+    ) as sb:
         client = sb.client()
         _, sub = signup(client, sb, catalog_price(client), card="4000000000000341", trial_days=5)
         assert sub.status == "trialing"
-        sb.advance(days=5, seconds=10)
+        sb.advance(days=5, seconds=3610)
         sub = client.v1.subscriptions.retrieve(sub.id)
         assert sub.status == "past_due"
         invoice = client.v1.invoices.retrieve(str(sub.latest_invoice))
         assert invoice.status == "open" and invoice.attempt_count == 1
-        assert invoice.next_payment_attempt == invoice.created + 3 * DAY
+        finalized = invoice.status_transitions.finalized_at
+        assert finalized == invoice.created + 3600
+        assert invoice.next_payment_attempt == finalized + 3 * DAY
         sb.advance(days=3)
         assert client.v1.invoices.retrieve(invoice.id).attempt_count == 2
         sb.advance(days=5)
@@ -116,6 +178,8 @@ def test_failed_renewal_dunning(final: str) -> None:
             assert "customer.subscription.deleted" in types(sb)
         else:
             sb.update_payment_method(str(sub.customer), "4242424242424242")
+            assert client.v1.invoices.retrieve(invoice.id).next_payment_attempt is None
+            client.v1.invoices.pay(invoice.id)
             assert client.v1.subscriptions.retrieve(sub.id).status == "active"
             assert client.v1.invoices.retrieve(invoice.id).status == "paid"
         assert_valid([obj for objs in sb.core.store.objects.values() for obj in objs.values()])
@@ -146,6 +210,8 @@ def test_payment_method_update_recovers_past_due(
     assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
     assert "invoice.payment_failed" in types(sb)
     sb.update_payment_method(customer, "4242424242424242")
+    assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
+    sb.advance(days=1)
     recovered = client.v1.subscriptions.retrieve(sub.id)
     assert recovered.status == "active"
     assert client.v1.invoices.retrieve(str(recovered.latest_invoice)).status == "paid"
@@ -295,7 +361,7 @@ def test_trial_end_charges_and_trial_will_end(
     assert first.amount_due == 0 and first.status == "paid"
     sb.advance(days=11, seconds=60)
     assert types(sb)[-1] == "customer.subscription.trial_will_end"
-    sb.advance(days=3)
+    sb.advance(days=3, seconds=3600)
     active = client.v1.subscriptions.retrieve(sub.id)
     assert active.status == "active"
     invoice = client.v1.invoices.retrieve(str(active.latest_invoice))
@@ -313,7 +379,7 @@ def test_pause_collection_and_pause_resume(
     for behavior, status in behaviors.items():
         client.v1.subscriptions.update(sub.id, params={"pause_collection": {"behavior": behavior}})
         end = client.v1.subscriptions.retrieve(sub.id)["items"].data[0].current_period_end
-        sb.advance(to=end + 1)
+        sb.advance(to=end + 3601)
         latest = client.v1.subscriptions.retrieve(sub.id).latest_invoice
         assert client.v1.invoices.retrieve(str(latest)).status == status, behavior
     cleared = client.v1.subscriptions.update(sub.id, params={"pause_collection": ""})
@@ -344,9 +410,11 @@ def test_test_clock_moves_only_its_customers(
             .id,
         }
     )
-    client.v1.test_helpers.test_clocks.advance(
-        clock.id, params={"frozen_time": sb.now() + 95 * DAY}
-    )
+    for days in (50, 95):
+        client.v1.test_helpers.test_clocks.advance(
+            clock.id, params={"frozen_time": sb.now() + days * DAY}
+        )
+        assert client.v1.test_helpers.test_clocks.retrieve(clock.id).status == "ready"
     assert len(client.v1.invoices.list(params={"subscription": inside.id}).data) == 4
     assert len(client.v1.invoices.list(params={"subscription": outside.id}).data) == 1
     sb.advance(days=35)

@@ -156,7 +156,9 @@ def test_test_clocks(client: stripe.StripeClient, sb: StripeSandbox, catalog: Ca
     advanced = client.v1.test_helpers.test_clocks.advance(
         clock.id, params={"frozen_time": end + 60}
     )
-    assert advanced.frozen_time == end + 60
+    assert advanced.status == "advancing"
+    assert advanced.status_details.advancing.target_frozen_time == end + 60  # type: ignore[union-attr]
+    assert client.v1.test_helpers.test_clocks.retrieve(clock.id).status == "ready"
     renewed = client.v1.subscriptions.retrieve(sub.id)
     assert renewed["items"].data[0].current_period_start == end
     invoices = client.v1.invoices.list(params={"subscription": sub.id}).data

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from flask import Flask
 
@@ -233,3 +234,23 @@ def test_trusted_payloads_never_let_an_older_snapshot_win(
     assert statuses["evt_newest"] == ("processed", 1)
     assert statuses["evt_tie"][0] == "failed"
     assert subscription_row(app, "sub_trusted").status == "past_due"
+
+
+def test_a_portal_card_change_reaches_the_subscription(app: Flask, sandbox: Any) -> None:
+    # Stripe's portal saves a new card as the customer's invoice_settings.default_payment_method
+    # only; Checkout gave the subscription its own default_payment_method, which takes precedence
+    # (docs.stripe.com/api/subscriptions/object#subscription_object-default_payment_method).
+    # The customer.updated webhook points the subscription at the customer's new default.
+    ids = signup(sandbox, "user:card")
+    client = sandbox.client()
+    checkout_card = client.v1.subscriptions.retrieve(ids["subscription"]).default_payment_method
+    start = len(sandbox.events)
+    session = client.v1.billing_portal.sessions.create(params={"customer": ids["customer"]})
+    form = {"card_number": "4000000000000341"}
+    answer = requests.post(f"{session.url}/payment_method", data=form, allow_redirects=False)
+    assert answer.status_code == 303
+    new_card = client.v1.customers.retrieve(ids["customer"]).invoice_settings.default_payment_method
+    assert new_card and new_card != checkout_card
+    deliver(app.test_client(), sandbox.events[start:], sandbox.webhook_secret)
+    run_worker(app)
+    assert client.v1.subscriptions.retrieve(ids["subscription"]).default_payment_method == new_card

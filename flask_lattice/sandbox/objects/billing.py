@@ -242,3 +242,43 @@ def line_item(
         "subtotal": amount,
         "taxes": [],
     }
+
+
+def invoiceitem(object_id: str, created: int, *, line: JSON, customer: JSON) -> JSON:
+    """The pending invoice item behind a proration ``line`` (``invoice`` is null until billed)."""
+    details = line["parent"]["subscription_item_details"]
+    price = line["pricing"]["price_details"]
+    return {
+        "id": object_id,
+        "object": "invoiceitem",
+        "livemode": False,
+        **nulls(
+            "customer_account discounts frozen_fields invoice invoicing_rules net_amount "
+            "proration_details"
+        ),
+        "amount": line["amount"],
+        "currency": line["currency"],
+        "customer": customer["id"],
+        "date": created,
+        "description": line["description"],
+        "discountable": line["discountable"],
+        "metadata": {},
+        "parent": {
+            "subscription_details": {
+                "subscription": details["subscription"],
+                "subscription_item": details["subscription_item"],
+            },
+            "type": "subscription_details",
+        },
+        "period": dict(line["period"]),
+        "pricing": {
+            "price_details": {"price": price["price"], "product": price["product"]},
+            "type": "price_details",
+            "unit_amount_decimal": line["pricing"]["unit_amount_decimal"],
+        },
+        "proration": details["proration"],
+        "quantity": line["quantity"],
+        "quantity_decimal": line["quantity_decimal"],
+        "tax_rates": [],
+        "test_clock": customer["test_clock"],
+    }

@@ -30,3 +30,27 @@ def customer(object_id: str, created: int, test_clock: str | None) -> JSON:
         "tax_exempt": "none",
         "test_clock": test_clock,
     }
+
+
+def balance_transaction(
+    object_id: str,
+    created: int,
+    *,
+    customer: JSON,
+    amount: int,
+    currency: str,
+    invoice: str | None,
+    kind: str,
+) -> JSON:
+    """A change of ``amount`` (minor units; negative is a credit) to ``customer["balance"]``."""
+    return {
+        **base("customer_balance_transaction", object_id, created),
+        **nulls("checkout_session credit_note customer_account description"),
+        "amount": amount,
+        "currency": currency,
+        "customer": customer["id"],
+        "ending_balance": customer["balance"],
+        "invoice": invoice,
+        "metadata": {},
+        "type": kind,
+    }

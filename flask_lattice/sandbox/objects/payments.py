@@ -146,3 +146,83 @@ def invoice_payment(object_id: str, created: int, invoice: JSON, intent: str) ->
         "status": "open",
         "status_transitions": {"canceled_at": None, "paid_at": None},
     }
+
+
+def charge(
+    object_id: str,
+    created: int,
+    *,
+    intent: JSON,
+    payment_method: JSON | None,
+    error: tuple[str, str, str | None] | None,
+) -> JSON:
+    """The card charge a payment-intent attempt made; ``error`` is (code, message, decline_code)."""
+    card = (payment_method or {}).get("card") or {}
+    succeeded = error is None
+    return {
+        **base("charge", object_id, created),
+        **nulls(
+            "application application_fee application_fee_amount balance_transaction "
+            "calculated_statement_descriptor failure_balance_transaction on_behalf_of "
+            "receipt_email receipt_number review source source_transfer statement_descriptor "
+            "statement_descriptor_suffix transfer_data transfer_group"
+        ),
+        "amount": intent["amount"],
+        "amount_captured": intent["amount"] if succeeded else 0,
+        "amount_refunded": 0,
+        "billing_details": (payment_method or {}).get("billing_details")
+        or {
+            "address": None,
+            "email": None,
+            "name": None,
+            "phone": None,
+            "tax_id": None,
+        },
+        "captured": succeeded,
+        "currency": intent["currency"],
+        "customer": intent["customer"],
+        "description": intent["description"],
+        "disputed": False,
+        "failure_code": error[0] if error else None,
+        "failure_message": error[1] if error else None,
+        "fraud_details": {},
+        "metadata": {},
+        "outcome": {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network" if succeeded else "declined_by_network",
+            "reason": error[2] if error else None,
+            "risk_level": "normal",
+            "seller_message": "Payment complete."
+            if succeeded
+            else "The bank did not return any further details with this decline.",
+            "type": "authorized" if succeeded else "issuer_declined",
+        },
+        "paid": succeeded,
+        "payment_intent": intent["id"],
+        "payment_method": (payment_method or {}).get("id"),
+        "payment_method_details": {
+            "card": {
+                "brand": card.get("brand"),
+                "country": card.get("country"),
+                "exp_month": card.get("exp_month"),
+                "exp_year": card.get("exp_year"),
+                "fingerprint": card.get("fingerprint"),
+                "funding": card.get("funding"),
+                "last4": card.get("last4"),
+                "network": card.get("brand"),
+            },
+            "type": "card",
+        },
+        "receipt_url": None,
+        "refunded": False,
+        "refunds": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "url": f"/v1/charges/{object_id}/refunds",
+        },
+        "shipping": None,
+        "status": "succeeded" if succeeded else "failed",
+    }

@@ -11,7 +11,7 @@ from ..events import changes, emit
 from ..ids import new_id
 from ..listing import search_page
 from ..objects.customers import customer as new_customer
-from ..wire import JSON, no_such
+from ..wire import JSON, StripeError, no_such
 from . import apply_metadata, list_of
 
 router = Router()
@@ -19,6 +19,8 @@ router = Router()
 _ADDRESS = ("city", "country", "line1", "line2", "postal_code", "state")
 _SIMPLE = ("email", "name", "description", "phone", "preferred_locales", "tax_exempt")
 SEARCH_FIELDS = frozenset({"email", "name", "phone", "metadata"})
+CLOCK_CUSTOMER_LIMIT = 3
+"""Stripe's limit of customers per test clock (docs.stripe.com/billing/testing/test-clocks)."""
 
 
 def get_customer(core: SandboxCore, customer_id: str, param: str = "customer") -> JSON:
@@ -52,6 +54,13 @@ def create(core: SandboxCore, params: JSON) -> JSON:
     clock = params.get("test_clock")
     if clock:
         core.store.get("test_helpers.test_clock", clock, "test_clock")
+        on_clock = [c for c in core.store.all("customer") if c["test_clock"] == clock]
+        if len(on_clock) >= CLOCK_CUSTOMER_LIMIT:
+            raise StripeError(
+                f"The test clock {clock} already has the maximum of {CLOCK_CUSTOMER_LIMIT} "
+                "customers.",
+                param="test_clock",
+            )
     customer = new_customer(new_id("cus", 14), 0, clock)
     at = core.now_for(customer)
     customer["created"] = at

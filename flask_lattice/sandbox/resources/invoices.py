@@ -114,6 +114,24 @@ def create_preview(core: SandboxCore, params: JSON) -> JSON:
     return billing.preview(core, customer, sub, details, core.now_for(customer))
 
 
+@router.route("GET", "/v1/invoiceitems")
+def list_invoiceitems(core: SandboxCore, params: JSON) -> JSON:
+    """List invoice items by ``customer``, ``invoice`` and ``pending`` (not yet on an invoice)."""
+
+    def keep(item: JSON) -> bool:
+        if "pending" in params and (item["invoice"] is None) != bool(params["pending"]):
+            return False
+        return all(item[key] == params[key] for key in ("customer", "invoice") if key in params)
+
+    return list_of(core, "invoiceitem", params, "/v1/invoiceitems", keep)
+
+
+@router.route("GET", "/v1/invoiceitems/{invoiceitem}")
+def retrieve_invoiceitem(core: SandboxCore, params: JSON, invoiceitem: str) -> JSON:
+    """Retrieve an invoice item."""
+    return core.store.get("invoiceitem", invoiceitem)
+
+
 @router.route("GET", "/v1/payment_intents/{intent}")
 def retrieve_payment_intent(core: SandboxCore, params: JSON, intent: str) -> JSON:
     """Retrieve the payment intent behind an invoice payment."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
+import threading
 
 from .. import billing
 from ..api import Router
+from ..clock import add_interval
 from ..core import SandboxCore
+from ..events import emit
 from ..ids import new_id
 from ..objects.platform import test_clock, webhook_endpoint
 from ..timeline import run_until
@@ -106,13 +110,37 @@ def create_clock(core: SandboxCore, params: JSON) -> JSON:
         frozen_time=params["frozen_time"],
         name=params.get("name"),
     )
-    return core.store.put(clock)
+    core.store.put(clock)
+    emit(core, "test_helpers.test_clock.created", clock, at=core.clock.now())
+    return clock
+
+
+def finish_advance(core: SandboxCore, clock: JSON) -> None:
+    """Run an ``advancing`` clock's renewals, trial ends and dunning; then it is ``ready``."""
+    if clock["status"] != "advancing":
+        return
+    target = clock["status_details"]["advancing"]["target_frozen_time"]
+    run_until(core, target, clock["id"])
+    clock.update(frozen_time=target, status="ready", status_details={"advancing": None})
+    emit(core, "test_helpers.test_clock.ready", clock, at=target)
+
+
+def _finish_later(core: SandboxCore, clock_id: str) -> None:
+    def work() -> None:
+        with core.unit_of_work():
+            clock = core.store.objects.get("test_helpers.test_clock", {}).get(clock_id)
+            if clock:
+                finish_advance(core, clock)
+
+    threading.Thread(target=work, name=f"advance-{clock_id}", daemon=True).start()
 
 
 @router.route("GET", "/v1/test_helpers/test_clocks/{test_clock}")
 def retrieve_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
-    """Retrieve a test clock."""
-    return core.store.get("test_helpers.test_clock", test_clock, "test_clock")
+    """Retrieve a test clock (an advance still running finishes first)."""
+    clock = core.store.get("test_helpers.test_clock", test_clock, "test_clock")
+    finish_advance(core, clock)
+    return clock
 
 
 @router.route("DELETE", "/v1/test_helpers/test_clocks/{test_clock}")
@@ -126,29 +154,61 @@ def delete_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
                     billing.cancel(core, sub, core.now_for(sub))
             del core.store.objects["customer"][customer["id"]]
             core.store.secret(customer["id"])["deleted"] = True
-    del core.store.objects["test_helpers.test_clock"][test_clock]
+    clock = core.store.objects["test_helpers.test_clock"].pop(test_clock)
+    emit(core, "test_helpers.test_clock.deleted", clock, at=core.clock.now())
     return {"id": test_clock, "object": "test_helpers.test_clock", "deleted": True}
 
 
 @router.route("POST", "/v1/test_helpers/test_clocks/{test_clock}/advance")
 def advance_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
-    """Advance a test clock, running renewals, trial ends and dunning for its customers."""
+    """Start advancing a test clock: it answers ``advancing``, and is ``ready`` once done.
+
+    Stripe's limits: the target must be after ``frozen_time`` and at most two intervals of the
+    shortest subscription on the clock ahead (two years without subscriptions); a clock that is
+    still advancing cannot be advanced again.
+    """
     clock = core.store.get("test_helpers.test_clock", test_clock, "test_clock")
+    if clock["status"] == "advancing":
+        raise StripeError(
+            f"The test clock {test_clock} is currently advancing; wait until its status is "
+            "ready before advancing it again.",
+            param="test_clock",
+        )
     target = params["frozen_time"]
-    if target < clock["frozen_time"]:
+    if target <= clock["frozen_time"]:
         raise invalid_param(
             "frozen_time", "The frozen_time must be after the test clock's current frozen_time."
         )
-    if target > clock["frozen_time"] + 2 * 366 * 86_400:
-        raise StripeError(
-            "A test clock can advance at most two years at a time.", param="frozen_time"
+    if target > _advance_limit(core, clock):
+        raise invalid_param(
+            "frozen_time",
+            "Cannot advance the test clock more than two intervals of its shortest subscription "
+            "(or two years when it has no subscriptions) beyond its current frozen_time.",
         )
-    run_until(core, target, test_clock)
-    clock["frozen_time"] = target
-    return clock
+    clock.update(status="advancing", status_details={"advancing": {"target_frozen_time": target}})
+    emit(core, "test_helpers.test_clock.advancing", clock, at=clock["frozen_time"])
+    _finish_later(core, clock["id"])
+    return copy.deepcopy(clock)
+
+
+def _advance_limit(core: SandboxCore, clock: JSON) -> int:
+    frozen = int(clock["frozen_time"])
+    limits = [
+        add_interval(
+            frozen,
+            item["price"]["recurring"]["interval"],
+            2 * item["price"]["recurring"]["interval_count"],
+        )
+        for sub in core.store.all("subscription")
+        if sub["test_clock"] == clock["id"] and sub["status"] not in billing.ENDED
+        for item in sub["items"]["data"][:1]
+    ]
+    return min(limits, default=add_interval(frozen, "year", 2))
 
 
 @router.route("GET", "/v1/test_helpers/test_clocks")
 def list_clocks(core: SandboxCore, params: JSON) -> JSON:
-    """List test clocks."""
+    """List test clocks (advances still running finish first)."""
+    for clock in core.store.all("test_helpers.test_clock"):
+        finish_advance(core, clock)
     return list_of(core, "test_helpers.test_clock", params, "/v1/test_helpers/test_clocks")

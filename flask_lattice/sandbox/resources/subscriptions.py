@@ -11,7 +11,7 @@ from ..clock import DAY
 from ..core import SandboxCore
 from ..events import emit
 from ..listing import paginate, search_page
-from ..timeline import renew
+from ..timeline import renew, trial_notice
 from ..wire import JSON, StripeError, invalid_param, missing_param, no_such
 from . import apply_metadata, list_of
 
@@ -144,7 +144,9 @@ def update_subscription(core: SandboxCore, sub: JSON, params: JSON) -> JSON:
             billing.apply_plan_change(core, sub, change, at, behavior)
     billing.emit_updated(core, sub, before, at)
     if ended_trial:
-        renew(core, sub, at)
+        if not core.store.secret(sub["id"]).get("trial_notice_sent"):
+            trial_notice(core, sub, at)
+        renew(core, sub, at, now=True)
     return sub
 
 
@@ -173,13 +175,19 @@ def update(core: SandboxCore, params: JSON, subscription_exposed_id: str) -> JSO
 
 @router.route("DELETE", "/v1/subscriptions/{subscription_exposed_id}")
 def cancel(core: SandboxCore, params: JSON, subscription_exposed_id: str) -> JSON:
-    """Cancel a subscription now."""
+    """Cancel a subscription now (``prorate``: credit unused time; ``invoice_now``: bill it)."""
     sub = get_subscription(core, subscription_exposed_id, "id")
     details = params.get("cancellation_details") or {}
     for key in ("comment", "feedback"):
         if details.get(key):
             sub["cancellation_details"][key] = details[key]
-    billing.cancel(core, sub, core.now_for(sub))
+    billing.cancel(
+        core,
+        sub,
+        core.now_for(sub),
+        prorate=bool(params.get("prorate")),
+        invoice_now=bool(params.get("invoice_now")),
+    )
     return sub
 
 
@@ -200,7 +208,12 @@ def pause(core: SandboxCore, params: JSON, subscription: str) -> JSON:
 
 @router.route("POST", "/v1/subscriptions/{subscription}/resume")
 def resume(core: SandboxCore, params: JSON, subscription: str) -> JSON:
-    """Resume a paused subscription, starting a new period now and invoicing it."""
+    """Resume a paused subscription.
+
+    ``billing_cycle_anchor[type]=now`` (the default) starts a new period now and invoices it;
+    ``unchanged`` keeps the anchor and bills the rest of the current period as a proration
+    (unless ``proration_behavior=none``).
+    """
     sub = get_subscription(core, subscription)
     if sub["status"] != "paused":
         raise StripeError("Only paused subscriptions can be resumed.", param="subscription")
@@ -208,8 +221,13 @@ def resume(core: SandboxCore, params: JSON, subscription: str) -> JSON:
     before = copy.deepcopy(sub)
     sub["status"] = "active"
     emit(core, "customer.subscription.resumed", sub, at=at)
+    anchor = (params.get("billing_cycle_anchor") or {}).get("type", "now")
+    if anchor == "now":
+        billing.emit_updated(core, sub, before, at)
+        renew(core, sub, at, reset_anchor=True, now=True)
+        return sub
+    billing.resume_unchanged(core, sub, at, params.get("proration_behavior", "create_prorations"))
     billing.emit_updated(core, sub, before, at)
-    renew(core, sub, at)
     return sub
 
 
