@@ -10,10 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from ..billable import Billable
 from ..models import Customer
 from ..state import get_state
-from ..stripe_api import StripeAPIError
 
 BILLABLE_METADATA_KEY = "lattice_billable"
-_BILLED = ("active", "trialing", "past_due", "unpaid")
 
 log = logging.getLogger(__name__)
 
@@ -62,36 +60,3 @@ def get_or_create_customer(billable: Billable) -> Customer:
             raise
         return winner
     return row
-
-
-def follow_default_payment_method(customer_id: str) -> list[str]:
-    """Make the customer's default card the one its billed subscriptions charge.
-
-    Stripe's portal saves a new card only as the customer's
-    ``invoice_settings.default_payment_method``, and a subscription's own
-    ``default_payment_method`` (Checkout sets one) takes precedence over it: without this the
-    card the customer chose would never be charged. Reads the customer and its subscriptions
-    from Stripe (the event may be stale) and points each billed subscription that names another
-    card at the default. Returns the ids of the subscriptions updated; a Stripe error is logged,
-    not raised (the next ``customer.updated`` retries).
-    """
-    gateway = get_state().stripe
-    try:
-        customer = gateway.retrieve_customer(customer_id).to_dict()
-        if customer.get("deleted"):
-            return []
-        default = customer["invoice_settings"]["default_payment_method"]
-        if not default:
-            return []
-        updated = []
-        for sub in gateway.list_subscriptions(customer_id):
-            current = sub["default_payment_method"]
-            if sub["status"] in _BILLED and current and current != default:
-                gateway.update_subscription(
-                    sub["id"], {"default_payment_method": default, "proration_behavior": "none"}
-                )
-                updated.append(str(sub["id"]))
-        return updated
-    except StripeAPIError:
-        log.warning("could not point %s's subscriptions at its default card", customer_id)
-        return []

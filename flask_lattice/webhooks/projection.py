@@ -33,7 +33,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
-from ..errors import StripeNotFound
+from ..errors import StripeAPIError, StripeNotFound
 from ..models import (
     Customer,
     Invoice,
@@ -537,8 +537,6 @@ def _on_customer(projector: Projector, event: JSON) -> None:
     if "default_payment_method" in previous:
 
         def follow(app: Flask) -> None:
-            from .services.customers import follow_default_payment_method
-
             follow_default_payment_method(obj["id"])
 
         projector.notices.append(follow)
@@ -596,3 +594,41 @@ def send_notices(projector: Projector) -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     for notice in projector.notices:
         notice(app)
+
+
+#: Statuses in which Stripe still charges a subscription's card (an ``unpaid`` one is retried
+#: when the customer pays its open invoice).
+_CHARGED_STATUSES = ("active", "trialing", "past_due", "unpaid")
+
+
+def follow_default_payment_method(customer_id: str) -> list[str]:
+    """Make the customer's default card the one its billed subscriptions charge.
+
+    Stripe's portal saves a new card only as the customer's
+    ``invoice_settings.default_payment_method``, and a subscription's own
+    ``default_payment_method`` (Checkout sets one) takes precedence over it: without this the
+    card the customer chose would never be charged. Reads the customer and its subscriptions
+    from Stripe (the event may be stale) and points each billed subscription that names another
+    card at the default. Returns the ids of the subscriptions updated; a Stripe error is logged,
+    not raised (the next ``customer.updated`` retries).
+    """
+    gateway = get_state().stripe
+    try:
+        customer = gateway.retrieve_customer(customer_id).to_dict()
+        if customer.get("deleted"):
+            return []
+        default = customer["invoice_settings"]["default_payment_method"]
+        if not default:
+            return []
+        updated = []
+        for sub in gateway.list_subscriptions(customer_id):
+            current = sub["default_payment_method"]
+            if sub["status"] in _CHARGED_STATUSES and current and current != default:
+                gateway.update_subscription(
+                    sub["id"], {"default_payment_method": default, "proration_behavior": "none"}
+                )
+                updated.append(str(sub["id"]))
+        return updated
+    except StripeAPIError:
+        log.warning("could not point %s's subscriptions at its default card", customer_id)
+        return []
