@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import PriceUnavailable, StripeAPIError, StripeNotFound
@@ -43,7 +45,8 @@ _ZERO_DECIMAL = frozenset(
         "xpf",
     ]
 )
-_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "inr": "₹"}
+#: The locale whose currency symbols are shown (``$``, ``€``, ``£``, ``¥``…).
+_DISPLAY_LOCALE = "en_US"
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,28 @@ class CatalogProblem:
 
 
 def format_amount(unit_amount: int | None, currency: str) -> str:
-    """An amount in minor units for display, such as ``$12.00``, ``−$12.00`` (a credit) or ``12.00 CHF``."""
+    """An amount in minor units for display: ``$12.00``, ``−$12.00`` (a credit), ``¥1,200``
+    or ``9.90 CHF`` (a currency without a symbol of its own).
+
+    ``unit_amount`` is in the currency's minor units, as Stripe's ``unit_amount`` and
+    invoice amounts are; Stripe's zero-decimal currencies (``jpy``, ``krw``…) have none.
+    ``currency`` is Stripe's lowercase ISO code. ``None`` (a custom price) is ``custom``.
+    Symbols and grouping come from Babel (CLDR data).
+    """
     if unit_amount is None:
         return "custom"
-    code = currency.lower()
-    magnitude = abs(unit_amount)
-    value = f"{magnitude:,}" if code in _ZERO_DECIMAL else f"{magnitude / 100:,.2f}"
-    symbol = _SYMBOLS.get(code)
+    code = currency.upper()
+    zero_decimal = currency.lower() in _ZERO_DECIMAL
+    magnitude = abs(unit_amount) if zero_decimal else Decimal(abs(unit_amount)) / 100
+    pattern = "#,##0" if zero_decimal else "#,##0.00"
     sign = "−" if unit_amount < 0 else ""
-    return f"{sign}{symbol}{value}" if symbol else f"{sign}{value} {code.upper()}"
+    symbol = get_currency_symbol(code, _DISPLAY_LOCALE)
+    if symbol == code:
+        return f"{sign}{format_decimal(magnitude, pattern, locale=_DISPLAY_LOCALE)} {code}"
+    shown = format_currency(
+        magnitude, code, "¤" + pattern, locale=_DISPLAY_LOCALE, currency_digits=False
+    )
+    return f"{sign}{shown}"
 
 
 def catalog_prices() -> dict[str, Price]:
