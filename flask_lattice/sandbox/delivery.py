@@ -105,14 +105,8 @@ class Outbox:
 
     def wait(self, timeout: float) -> bool:
         """Block until nothing is queued or in flight; False if ``timeout`` passed first."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._jobs or self._busy:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+            return self._cond.wait_for(lambda: not (self._jobs or self._busy), timeout)
 
     def clear(self) -> None:
         """Drop queued deliveries and the delivery log."""

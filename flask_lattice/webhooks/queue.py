@@ -214,15 +214,9 @@ class Enqueuer:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every id handed over so far is enqueued (or given up on)."""
-        deadline = time.monotonic() + timeout
         with self._lock:
             goal = self._handed
-            while self._settled < goal:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(left)
-        return True
+            return self._lock.wait_for(lambda: self._settled >= goal, timeout)
 
     def _run(self) -> None:
         while True:
