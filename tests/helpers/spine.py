@@ -1,4 +1,4 @@
-"""Helpers shared by the signup-spine tests (``test_spine_*.py``)."""
+"""Helpers for the signup-spine tests: signed-in clients, CSRF tokens, sandbox objects."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_login import FlaskLoginClient
 from werkzeug.test import TestResponse
 
 from flask_lattice.models import Customer, Subscription, utcnow
-from tests.helpers.support import host, login, make_user
+from tests.helpers.support import host, make_user
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _SESSION_ID = re.compile(r"/(cs_[A-Za-z0-9_]+)")
@@ -19,9 +20,10 @@ _SESSION_ID = re.compile(r"/(cs_[A-Za-z0-9_]+)")
 
 def signed_in(app: Flask, email: str = "ada@example.com") -> tuple[FlaskClient, int]:
     """A test client logged in as a new user; returns the client and the user id."""
-    client = app.test_client()
     user_id = make_user(app, email=email)
-    login(client, user_id)
+    with app.app_context():
+        user = host(app).db.session.get(host(app).User, user_id)
+    client = FlaskLoginClient(app, app.response_class, user=user)
     return client, user_id
 
 
