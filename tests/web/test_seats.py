@@ -366,3 +366,22 @@ def test_bad_numbers_are_refused_everywhere(app: Flask, sandbox: Any, raw: str) 
         assert f"{field} must be a whole number" in response.get_data(as_text=True), where
     assert sandbox.requests[mark:] == []
     assert item_of(team) == ("team_monthly", 1)
+
+
+# -- the pricing page and the Jinja helper say "per seat" -----------------------------------------
+
+
+def test_pricing_says_per_seat_for_per_seat_plans_only(app: Flask, sandbox: Any) -> None:
+    client, _ = signed_in(app)
+    text = client.get("/billing/pricing").get_data(as_text=True)
+    team = text.split('data-plan="team"', 1)[1]
+    pro = text.split('data-plan="pro"', 1)[1].split('data-plan="team"', 1)[0]
+    assert '$49.00</strong> <span class="lattice-muted">per seat / month' in team
+    assert 'name="seats" min="1"' in team and 'max="50"' in team
+    assert "per seat" not in pro and 'name="seats"' not in pro
+    with app.test_request_context():
+        render = app.jinja_env.from_string(
+            "{{ lattice_price_label('team', 'month') }}|{{ lattice_price_label('pro', 'year') }}"
+            "|{{ lattice_price_label(lattice_plans.get('free'), 'month') }}"
+        ).render
+        assert render() == "$49.00 per seat / month|$120.00 / year|None"
