@@ -306,7 +306,7 @@ def check_downgrade(billable: Billable, current: Plan | None, target: Plan) -> N
         raise DowngradeRefused(str(message))
 
 
-# -- seats -------------------------------------------------------------
+# -- seats -----------------------------------------------------------------------------------------
 
 
 def preview_seats(billable: Billable, subscription_id: str | None, quantity: Any) -> SeatPreview:
@@ -315,6 +315,10 @@ def preview_seats(billable: Billable, subscription_id: str | None, quantity: Any
     ``quantity`` is the raw form value: ASCII digits within the plan's seat range, and no
     fewer than the host's ``seats_in_use``. The proration date is fixed now and signed,
     with the quantity, into the token that :func:`confirm_seats` applies.
+
+    Raises :class:`~flask_lattice.billing.numbers.InvalidNumber` (400) for a bad number,
+    :class:`OperationRefused` (400) for a flat plan, :class:`~.refusals.SeatsRefused` (409) below the
+    seats in use, and :class:`OperationConflict` (409) for the current quantity.
     """
     target, plan, seats = _seat_change(billable, subscription_id, quantity)
     current = _quantity_of(target)
