@@ -1,4 +1,5 @@
-"""The billing page: plan, status, dates, seats, invoices, portal links and plan operations."""
+"""The billing page (plan, status, dates, seats, invoices, portal links and plan operations),
+and the seats each account uses, for Flask-Lattice's ``seats_in_use`` hook."""
 
 from __future__ import annotations
 
@@ -7,13 +8,25 @@ from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from flask_lattice import Billable
 from flask_lattice.models import Invoice, Price
 
 from .extensions import billing, db, login_required
+from .models import TeamMember
 
 blueprint = Blueprint("account", __name__)
 
 INVOICE_HISTORY = 12
+
+
+@billing.seats_in_use
+def seats_in_use(billable: Billable) -> int:
+    """The owner's seat plus one per team member; a billable is ``user:<id>``."""
+    owner_id = int(billable.key.removeprefix("user:"))
+    members = db.session.scalar(
+        sa.select(sa.func.count()).select_from(TeamMember).where(TeamMember.owner_id == owner_id)
+    )
+    return 1 + int(members or 0)
 
 
 @blueprint.get("/account/billing", endpoint="billing")

@@ -55,6 +55,7 @@ PLANS: list[dict[str, Any]] = [
         "prices": {"month": "quillnote_team_monthly", "year": "quillnote_team_yearly"},
         "features": ["notes", "unlimited_notes", "export", "seats"],
         "trial_days": 14,
+        "seats": {"min": 1, "max": 50},
         "description": "Everything in Pro, with a seat for each teammate. Priced per seat.",
     },
 ]

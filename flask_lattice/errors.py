@@ -121,6 +121,11 @@ class OperationRefused(BillingHTTPError):
     """A subscription change is malformed or altered: unknown plan, bad quantity (400)."""
 
 
+class InvalidNumber(BillingHTTPError):
+    """A numeric form or query field is not a whole number in its allowed range (400); the
+    description names the field."""
+
+
 class OperationConflict(BillingHTTPError):
     """The change cannot be made in the subscription's current state (409)."""
 
@@ -129,6 +134,10 @@ class OperationConflict(BillingHTTPError):
 
 class DowngradeRefused(OperationConflict):
     """The host's ``@billing.downgrade_guard`` refused a downgrade (409)."""
+
+
+class SeatsRefused(OperationConflict):
+    """A seat count below what the host's ``@billing.seats_in_use`` hook counts (409)."""
 
 
 class PaymentFailed(BillingHTTPError):

@@ -131,6 +131,15 @@ class LatticeBilling:
         self.hooks.downgrade_guard = func
         return func
 
+    def seats_in_use(self, func: F) -> F:
+        """Register the hook that says how many seats a billable uses (an ``int`` >= 0).
+
+        Called with the :class:`~flask_lattice.Billable`. Seat changes below it are
+        refused, and a move to a per-seat plan starts with at least that many seats.
+        """
+        self.hooks.seats_in_use = func
+        return func
+
     def on_event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
         """Run the decorated function inside the worker job for each event of ``event_type``."""
 

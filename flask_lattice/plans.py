@@ -16,6 +16,10 @@
 
 A price reference is either a Stripe price id (``price_…``) or a price ``lookup_key``.
 A plan without prices is free.
+
+A paid plan is billed flat (its subscription item's quantity is always 1) unless it has
+``"seats": {"min": 1, "max": 50}``: then it is billed per seat, and the quantity is the
+number of seats, from ``min`` (default 1) to ``max`` (default :data:`MAX_SEATS`).
 """
 
 from __future__ import annotations
@@ -28,12 +32,31 @@ from .errors import ConfigurationError, UnknownPlanError
 
 Interval = Literal["month", "year"]
 INTERVALS: tuple[Interval, ...] = ("month", "year")
-_PLAN_KEYS = frozenset({"key", "name", "rank", "prices", "features", "trial_days", "description"})
+_PLAN_KEYS = frozenset(
+    {"key", "name", "rank", "prices", "features", "trial_days", "description", "seats"}
+)
+#: The most seats a per-seat plan may allow (and its ``max`` when the catalog names none).
+MAX_SEATS = 10_000
 
 
 def is_price_id(ref: str) -> bool:
     """Whether a price reference is a Stripe price id rather than a lookup key."""
     return ref.startswith("price_")
+
+
+@dataclass(frozen=True)
+class SeatRange:
+    """How many seats a per-seat plan sells: ``minimum`` to ``maximum``, both included."""
+
+    minimum: int = 1
+    maximum: int = MAX_SEATS
+
+    def clamp(self, seats: int) -> int:
+        """``seats`` moved into the range."""
+        return min(max(seats, self.minimum), self.maximum)
+
+    def __contains__(self, seats: object) -> bool:
+        return isinstance(seats, int) and self.minimum <= seats <= self.maximum
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,13 @@ class Plan:
     features: frozenset[str] = frozenset()
     trial_days: int | None = None
     description: str = ""
+    #: The seats sold when the plan is billed per seat; ``None`` for a flat plan.
+    seats: SeatRange | None = None
+
+    @property
+    def per_seat(self) -> bool:
+        """Whether the subscription's quantity is a number of seats (else it is always 1)."""
+        return self.seats is not None
 
     @property
     def is_free(self) -> bool:
@@ -171,7 +201,27 @@ def _parse_plan(entry: Any, where: str) -> Plan:
         features=frozenset(features),
         trial_days=trial_days,
         description=str(entry.get("description", "")),
+        seats=_parse_seats(entry["seats"], f"{where}.seats") if "seats" in entry else None,
     )
+
+
+def _parse_seats(raw: Any, where: str) -> SeatRange:
+    if not isinstance(raw, Mapping) or set(raw) - {"min", "max"}:
+        raise ConfigurationError(
+            f"{where} must be a mapping such as {{'min': 1, 'max': 50}} (keys 'min' and 'max')"
+        )
+    bounds = {"min": raw.get("min", 1), "max": raw.get("max", MAX_SEATS)}
+    for name, value in bounds.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SEATS:
+            raise ConfigurationError(
+                f"{where}.{name} must be a whole number of seats from 1 to {MAX_SEATS} "
+                f"(got {value!r})"
+            )
+    if bounds["min"] > bounds["max"]:
+        raise ConfigurationError(
+            f"{where}.min ({bounds['min']}) must not be more than {where}.max ({bounds['max']})"
+        )
+    return SeatRange(minimum=bounds["min"], maximum=bounds["max"])
 
 
 def _parse_prices(raw: Any, where: str) -> dict[Interval, str]:
@@ -209,5 +259,11 @@ def _check_unique(plans: list[Plan], setting: str) -> None:
                     f"{setting}: price {ref!r} is used by both {seen_refs[ref]!r} and {plan.key!r}"
                 )
             seen_refs[ref] = plan.key
+    for index, plan in enumerate(plans):
+        if plan.is_free and plan.per_seat:
+            raise ConfigurationError(
+                f"{setting}[{index}].seats: the {plan.key!r} plan is free, so it has no seats "
+                "to sell; give it 'prices' or remove 'seats'"
+            )
     if plans and not any(not plan.is_free for plan in plans):
         raise ConfigurationError(f"{setting} has no paid plan: give at least one plan 'prices'")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from flask_lattice.errors import ConfigurationError, UnknownPlanError
-from flask_lattice.plans import is_price_id, parse_plans
+from flask_lattice.plans import MAX_SEATS, SeatRange, is_price_id, parse_plans
 from tests.helpers.support import TEST_PLANS
 
 
@@ -102,3 +102,42 @@ def test_mapping_form_is_accepted() -> None:
 def test_invalid_catalogs_name_the_entry(raw: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         parse_plans(raw)
+
+
+def _paid(**extra: Any) -> list[dict[str, Any]]:
+    return [{"key": "team", "name": "Team", "rank": 1, "prices": {"month": "m"}, **extra}]
+
+
+def test_per_seat_plans_have_a_seat_range_and_flat_plans_none() -> None:
+    catalog = parse_plans(TEST_PLANS)
+    team, pro = catalog.get("team"), catalog.get("pro")
+    assert team.per_seat and team.seats == SeatRange(1, 50)
+    assert not pro.per_seat and pro.seats is None
+    defaults = parse_plans(_paid(seats={})).get("team").seats
+    assert defaults == SeatRange(1, MAX_SEATS)
+    ranged = SeatRange(2, 5)
+    assert [ranged.clamp(n) for n in (1, 2, 4, 5, 9)] == [2, 2, 4, 5, 5]
+    assert 2 in ranged and 5 in ranged and 6 not in ranged and 1 not in ranged
+
+
+@pytest.mark.parametrize(
+    ("seats", "message"),
+    [
+        ("many", r"LATTICE_PLANS\[0\]\.seats must be a mapping"),
+        ({"min": 1, "most": 5}, r"LATTICE_PLANS\[0\]\.seats must be a mapping"),
+        ({"min": 0}, r"LATTICE_PLANS\[0\]\.seats\.min must be a whole number of seats"),
+        ({"min": "2"}, r"LATTICE_PLANS\[0\]\.seats\.min"),
+        ({"max": True}, r"LATTICE_PLANS\[0\]\.seats\.max"),
+        ({"max": MAX_SEATS + 1}, r"LATTICE_PLANS\[0\]\.seats\.max"),
+        ({"min": 5, "max": 2}, r"LATTICE_PLANS\[0\]\.seats\.min \(5\) must not be more than"),
+    ],
+)
+def test_invalid_seats_name_the_key(seats: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_plans(_paid(seats=seats))
+
+
+def test_a_free_plan_cannot_sell_seats() -> None:
+    plans = [{"key": "free", "name": "Free", "rank": 0, "seats": {"max": 3}}, *_paid()]
+    with pytest.raises(ConfigurationError, match=r"LATTICE_PLANS\[0\]\.seats: the 'free' plan"):
+        parse_plans(plans)

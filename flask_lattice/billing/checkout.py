@@ -56,8 +56,12 @@ def start_checkout(
     success_url: str,
     cancel_url: str,
     return_url: str,
+    seats: int = 1,
 ) -> CheckoutStart:
     """Create (or replay) the Checkout Session for ``plan`` at ``interval``.
+
+    ``seats`` is the line item's quantity: 1 for a flat plan, the number of seats (checked
+    by :func:`~flask_lattice.billing.seats.checkout_seats`) for a per-seat plan.
 
     ``success_url`` should contain ``{CHECKOUT_SESSION_ID}``. The same billable, plan and
     interval give the same open session (a double submit never makes two); the trial
@@ -87,7 +91,7 @@ def start_checkout(
         "mode": "subscription",
         "customer": customer.stripe_customer_id,
         "client_reference_id": billable.key,
-        "line_items": [{"price": price.stripe_price_id, "quantity": 1}],
+        "line_items": [{"price": price.stripe_price_id, "quantity": seats}],
         "metadata": metadata,
         "subscription_data": subscription_data,
         "allow_promotion_codes": state.config.allow_promotion_codes,

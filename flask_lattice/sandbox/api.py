@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flask import Flask, Response, current_app, request
 
 from . import params as param_schema
-from .core import SandboxCore
+from .core import LoggedRequest, SandboxCore
 from .ids import new_id
 from .listing import expand
 from .wire import JSON, StripeError, decode_form
@@ -76,11 +76,11 @@ def _authenticate() -> str:
     return key
 
 
-def _raw_params() -> JSON:
+def _param_pairs() -> list[tuple[str, str]]:
     pairs = list(request.args.items(multi=True))
     if request.method != "GET":
         pairs += list(request.form.items(multi=True))
-    return decode_form(pairs)
+    return pairs
 
 
 def _endpoint(method: str, path: str, handler: Handler) -> Callable[..., Response]:
@@ -89,9 +89,12 @@ def _endpoint(method: str, path: str, handler: Handler) -> Callable[..., Respons
     def view(**path_args: str) -> Response:
         request_id = new_id("req", 14)
         sandbox = core()
+        pairs = _param_pairs()
+        with sandbox.store.lock:
+            sandbox.request_log.append(LoggedRequest(method, request.path, tuple(pairs)))
         try:
             api_key = _authenticate()
-            raw = _raw_params()
+            raw = decode_form(pairs)
             idem = request.headers.get("Idempotency-Key") if method == "POST" else None
             cache_key = f"{api_key}:{idem}"
             fingerprint = {"path": request.path, "params": raw}

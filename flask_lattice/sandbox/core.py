@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,18 @@ from .wire import JSON
 log = logging.getLogger(__name__)
 
 API_VERSION = "2026-10-28.endive"
+#: How many requests the request log keeps (the oldest are dropped first).
+REQUEST_LOG_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One ``/v1`` request the sandbox received: method, path and its raw parameter pairs
+    (query string, then form body), as sent."""
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...]
 
 
 SMART_RETRY_DAYS = (1, 1, 2, 2, 2, 3, 3)
@@ -64,6 +77,8 @@ class SandboxCore:
         self.clock = Clock()
         self.request: JSON | None = None
         self.pending: list[tuple[JSON, list[tuple[str, str]]]] = []
+        #: The latest ``/v1`` requests received, oldest first (``StripeSandbox.requests``).
+        self.request_log: deque[LoggedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
         self.snapshots = Snapshots(persist_path) if persist_path else None
         if self.snapshots and (saved := self.snapshots.load()):
             self.store.restore(saved)

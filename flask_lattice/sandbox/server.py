@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import api, flows
 from .clock import DAY
-from .core import SMART_RETRY_DAYS, SandboxCore, Settings
+from .core import SMART_RETRY_DAYS, LoggedRequest, SandboxCore, Settings
 from .delivery import DEFAULT_RETRY_SCHEDULE, Delivery, Outbox
 from .hosted import hosted
 from .ids import new_id
@@ -266,12 +266,20 @@ class StripeSandbox:
         with self.core.store.lock:
             return list(reversed(self.core.store.all("event")))
 
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        """The ``/v1`` API requests received since the last :meth:`reset`, oldest first
+        (the latest ``REQUEST_LOG_SIZE``; each with ``method``, ``path`` and ``params``)."""
+        with self.core.store.lock:
+            return list(self.core.request_log)
+
     def reset(self) -> None:
-        """Forget all objects, events, queued deliveries and clock offset."""
+        """Forget all objects, events, logged requests, queued deliveries and clock offset."""
         with self.core.unit_of_work():
             self.core.store.clear()
             self.core.clock.offset = 0.0
             self.core.pending.clear()
+            self.core.request_log.clear()
         self._outbox.clear()
 
     # -- hosted flows without a browser -------------------------------------------------

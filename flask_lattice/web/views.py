@@ -29,6 +29,7 @@ from ..billing.checkout import PLAN_METADATA_KEY, sellable_plan, start_checkout
 from ..billing.customers import find_customer
 from ..billing.portal import open_portal
 from ..billing.prices import catalog_prices, format_amount, sellable
+from ..billing.seats import checkout_seats
 from ..errors import BillingHTTPError, BillingObjectNotFound, StripeNotFound
 from ..plans import Plan
 from ..state import current_billable, get_state
@@ -74,6 +75,27 @@ def _page_context() -> dict[str, Any]:
     return {"lattice_base_template": get_state().config.base_template}
 
 
+def price_label(plan: Plan | str, interval: str) -> str | None:
+    """How a plan's price reads for ``interval``: ``$12.00 / month`` for a flat plan,
+    ``$12.00 per seat / month`` for a per-seat plan; ``None`` when it cannot be sold now.
+
+    The Jinja global ``lattice_price_label(plan, interval)``; ``plan`` is a
+    :class:`~flask_lattice.Plan` or its key. The amount is Stripe's ``price.unit_amount``,
+    from the local price cache.
+    """
+    if isinstance(plan, str):
+        plan = get_state().config.plans.get(plan)
+    ref = plan.prices.get(interval)  # type: ignore[call-overload]
+    price = catalog_prices().get(ref) if ref else None
+    if price is None or not sellable(price, interval):
+        return None
+    unit = "per seat / " if plan.per_seat else "/ "
+    return f"{format_amount(price.unit_amount, price.currency)} {unit}{interval}"
+
+
+blueprint.add_app_template_global(price_label, "lattice_price_label")
+
+
 @dataclass(frozen=True)
 class Offer:
     """One plan on the pricing page: its display prices per interval."""
@@ -111,8 +133,8 @@ def pricing() -> str:
 
 @blueprint.post("/checkout")
 def checkout() -> BaseResponse:
-    """Start Checkout for the posted ``plan`` and ``interval`` (303), or the portal for a
-    subscriber. The price comes only from the catalog."""
+    """Start Checkout for the posted ``plan``, ``interval`` and, for a per-seat plan,
+    ``seats`` (303), or the portal for a subscriber. The price comes only from the catalog."""
     csrf.protect()
     billable = require_billable()
     sent = {name.split("[", 1)[0] for name in (*request.form, *request.args)}
@@ -120,6 +142,7 @@ def checkout() -> BaseResponse:
         raise BillingHTTPError("Send a plan and an interval; prices come from the plan catalog.")
     plan = sellable_plan(request.form.get("plan", ""), request.form.get("interval", ""))
     interval = request.form["interval"]
+    seats = checkout_seats(billable, plan, request.form)
     success_url = url_for("lattice.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
     with stripe_errors():
         started = start_checkout(
@@ -129,6 +152,7 @@ def checkout() -> BaseResponse:
             success_url=success_url,
             cancel_url=url_for("lattice.pricing", _external=True),
             return_url=return_url(),
+            seats=seats,
         )
     return no_store(redirect(started.url, code=303))
 

@@ -188,15 +188,27 @@ def test_upgrade_with_preview_seats_pause_and_cancel(page: Any, shots: Shots) ->
     expect(page.get_by_test_id("flash")).to_contain_text("on its way")
     reload_until(page, lambda: page.get_by_test_id("billing-plan").text_content() == "Team", "Team")
 
-    # seats: three, confirmed by the webhook; the Team page opens with them
+    # seats: three, through a preview; the invoice charges exactly what the preview said
     page.get_by_test_id("seats-input").fill("3")
     page.get_by_test_id("seats-update").click()
+    expect(page.get_by_test_id("seats-preview")).to_have_attribute("data-quantity", "3")
+    due = page.get_by_test_id("seats-due-today")
+    previewed = int(due.get_attribute("data-amount"))
+    assert 0 < previewed <= 2 * 1200  # two more seats of Team, for what is left of the month
+    previewed_text = due.text_content()
+    expect(page.get_by_test_id("seats-recurring-amount")).to_contain_text("$36.00")
+    shots("seats-preview")
+    page.get_by_test_id("seats-confirm").click()
+    expect(page).to_have_url(re.compile(r"/account/billing"))
     reload_until(
         page, lambda: page.get_by_test_id("billing-seats").text_content() == "3", "3 seats"
     )
     reload_until(  # the first payment, the upgrade and the seats, each invoiced
         page, lambda: page.get_by_test_id("invoice-row").count() == 3, "three invoices"
     )
+    newest = page.get_by_test_id("invoice-row").first
+    expect(newest).to_contain_text("Plan change")
+    expect(newest.locator("td.num").first).to_have_text(previewed_text)
     shots("billing-team", docs="billing")
     page.goto("/team")
     expect(page.get_by_test_id("seats-used")).to_have_text("1 of 3 seats")

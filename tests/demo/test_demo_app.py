@@ -194,6 +194,45 @@ def test_billing_page_shows_plan_renewal_invoice_and_operations(
     assert "Every seat is taken" in full.text  # one seat, and the owner holds it
 
 
+def test_team_seats_follow_the_members_and_a_move_to_pro_bills_one_seat(
+    demo: Flask, client: FlaskClient, sandbox: Any
+) -> None:
+    sign_up(client)
+    pricing = client.get("/billing/pricing").text
+    assert "$12.00<small> per seat / month" in pricing
+    assert "$9.00<small> / month" in pricing
+    subscribe(demo, client, sandbox, "team", seats="2")
+    with demo.app_context():
+        row = db.session.scalar(sa.select(Subscription))
+        assert row is not None and row.quantity == 2
+        subscription_id = row.stripe_subscription_id
+    assert client.post("/team", data={"email": "grace@example.com"}).status_code == 302
+    assert 'data-testid="seats-used">2 of 2 seats' in client.get("/team").text
+
+    # The billing page's seat form leads to a preview; below the members is refused.
+    page = client.get("/account/billing").text
+    assert 'action="/billing/subscription/seats"' in page
+    preview = client.get(f"/billing/subscription/seats?quantity=3&subscription={subscription_id}")
+    assert 'data-testid="seats-confirm"' in preview.text
+    assert "3 × $12.00 = $36.00" in preview.text
+    refused = client.get("/billing/subscription/seats?quantity=1", follow_redirects=True)
+    assert "You use 2 seats, so you cannot go down to 1" in refused.text
+
+    # Team with 2 seats → Pro: one Pro at $9.00, as the pricing page sells it.
+    swap = client.get("/billing/subscription/swap?plan=pro&interval=month").text
+    assert 'data-testid="swap-quantity" data-quantity="1">1 × Pro' in swap
+    assert 'data-testid="swap-recurring-amount" data-amount="900">$9.00' in swap
+    token = re.search(r'name="preview" value="([^"]+)"', swap)
+    assert token is not None
+    confirmed = client.post(
+        "/billing/subscription/swap",
+        data={"preview": token[1], "plan": "pro", "interval": "month"},
+    )
+    assert confirmed.status_code == 303
+    item = sandbox.client().v1.subscriptions.retrieve(subscription_id)["items"]["data"][0]
+    assert (item["price"]["lookup_key"], item["quantity"]) == ("quillnote_pro_monthly", 1)
+
+
 def test_past_due_banner_links_to_the_payment_method_update(
     demo: Flask, client: FlaskClient, sandbox: Any
 ) -> None:

@@ -392,3 +392,22 @@ def test_subscription_create_without_payment(client: stripe.StripeClient, catalo
     assert opened.status == "open" and opened.attempt_count == 0
     assert client.v1.invoices.mark_uncollectible(opened.id).status == "uncollectible"
     assert client.v1.invoices.void_invoice(opened.id).status == "void"
+
+
+def test_the_request_log_keeps_every_api_request(
+    client: stripe.StripeClient, sb: StripeSandbox
+) -> None:
+    mark = len(sb.requests)
+    customer = client.v1.customers.create(params={"email": "log@example.com"})
+    client.v1.customers.retrieve(customer.id)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.retrieve("cus_missing")
+    logged = [(entry.method, entry.path) for entry in sb.requests[mark:]]
+    assert logged == [
+        ("POST", "/v1/customers"),
+        ("GET", f"/v1/customers/{customer.id}"),
+        ("GET", "/v1/customers/cus_missing"),
+    ]
+    assert ("email", "log@example.com") in sb.requests[mark].params
+    sb.reset()
+    assert sb.requests == []
