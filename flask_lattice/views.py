@@ -6,11 +6,13 @@ or render. Checkout and portal URLs are redirected to at once with ``no-store``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
@@ -27,6 +29,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from . import csrf, webhooks
 from .access import current_access
 from .errors import BillingHTTPError
+from .models import Invoice, Subscription
 from .plans import Plan
 from .services.checkout import PLAN_METADATA_KEY, sellable_plan, start_checkout
 from .services.customers import find_customer
@@ -180,7 +183,9 @@ def success() -> str:
 @blueprint.get("/status.json")
 def status() -> BaseResponse:
     """The billable's plan as the access gates see it (local projection only); 401 JSON
-    when signed out. ``active`` is true exactly when a subscription grants the plan."""
+    when signed out. ``active`` is true exactly when a subscription grants the plan;
+    ``revision`` is an opaque string that changes whenever a webhook changes the billable's
+    projected subscriptions or invoices (pages poll it to know a change has arrived)."""
     billable = current_billable()
     if billable is None:
         response = jsonify(error="unauthorized", message="Sign in to see your plan.")
@@ -193,8 +198,25 @@ def status() -> BaseResponse:
         "plan_name": plan.name if plan else None,
         "status": access.status,
         "active": access.active,
+        "revision": projection_revision(billable.key),
     }
     return no_store(jsonify(body))
+
+
+def projection_revision(billable_key: str) -> str:
+    """What ``status.json`` reports as ``revision``: a 16-hex-digit digest of how many
+    subscription and invoice rows the billable has and when the latest of each was last
+    projected. Hosts render it into pages that then poll for a change."""
+    session = get_state().db.session
+    parts = []
+    for model in (Subscription, Invoice):
+        count, latest = session.execute(
+            sa.select(sa.func.count(model.id), sa.func.max(model.updated_at)).where(
+                model.billable_key == billable_key
+            )
+        ).one()
+        parts.append(f"{count}@{latest}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 @blueprint.post("/portal")

@@ -82,7 +82,7 @@ def test_subscribe_use_cancel_and_lose_access(page: Any, shots: Shots) -> None:
     page.get_by_test_id("confirm-cancel").click()
     expect(page).to_have_url(re.compile(r"/account/billing"))
     reload_until(page, visible(page, "cancel-date"), "the cancels-on date")
-    expect(page.get_by_test_id("banner-canceling")).to_contain_text("ends on")
+    expect(page.get_by_test_id("banner-canceling")).to_contain_text("will end on")
     expect(page.get_by_test_id("subscription-status")).to_have_text("canceling")
     shots("billing-canceling")
     page.goto("/export")
