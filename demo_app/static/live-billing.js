@@ -9,8 +9,7 @@
  */
 (function () {
   var KEY = 'quillnote.awaiting';
-  var script = document.currentScript;
-  var statusUrl = script && script.dataset.statusUrl;
+  var statusUrl = document.body.dataset.statusUrl;
   var notice = document.querySelector('[data-testid="billing-waiting"]');
   var message = notice && notice.querySelector('[data-live-message]');
   if (!statusUrl || !notice || !message) { return; }

@@ -17,17 +17,32 @@
   });
 })();
 
-/* A billing change sent from a form marked data-awaits: remember the billing revision the
-   page showed, so the billing page can tell when Stripe's confirmation has been projected
-   (see live-billing.js). */
+/* A billing change sent from a form marked data-awaits: remember the billing revision just
+   before it is sent (fresh from the status endpoint: the page's own may be stale), so the
+   billing page can tell when Stripe's confirmation has been projected (see live-billing.js). */
 (function () {
+  var body = document.body;
+  function remember(what, revision) {
+    try {
+      sessionStorage.setItem('quillnote.awaiting', JSON.stringify({what: what, revision: revision, at: Date.now()}));
+    } catch (ignored) { /* storage off: the billing page simply shows what it has */ }
+  }
   document.addEventListener('submit', function (event) {
     var form = event.target.closest ? event.target.closest('form[data-awaits]') : null;
-    if (!form || !document.body.dataset.revision) { return; }
-    try {
-      sessionStorage.setItem('quillnote.awaiting', JSON.stringify({
-        what: form.dataset.awaits, revision: document.body.dataset.revision, at: Date.now()
-      }));
-    } catch (ignored) { /* storage off: the billing page simply shows what it has */ }
+    if (!form || !body.dataset.revision || !body.dataset.statusUrl || form.dataset.sending) { return; }
+    event.preventDefault();
+    form.dataset.sending = 'true';
+    var sent = false;
+    function send(revision) {
+      if (sent) { return; }
+      sent = true;
+      remember(form.dataset.awaits, revision || body.dataset.revision);
+      form.submit();
+    }
+    setTimeout(send, 1500);  // a slow status answer never holds the change back
+    fetch(body.dataset.statusUrl, {headers: {Accept: 'application/json'}, cache: 'no-store', credentials: 'same-origin'})
+      .then(function (response) { return response.ok ? response.json() : {}; })
+      .then(function (status) { send(status.revision); })
+      .catch(function () { send(null); });
   });
 })();

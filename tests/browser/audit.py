@@ -71,7 +71,9 @@ def audit(page: Any, where: str) -> None:
     problems = []
     for violation in axe_violations(page):
         nodes = "\n      ".join(violation["nodes"])
-        problems.append(f"axe {violation['impact']} {violation['id']}: {violation['help']}\n      {nodes}")
+        problems.append(
+            f"axe {violation['impact']} {violation['id']}: {violation['help']}\n      {nodes}"
+        )
     wide = overflow(page)
     if wide is not None:
         problems.append(f"horizontal scroll: {wide}")

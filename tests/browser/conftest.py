@@ -151,9 +151,7 @@ def page(browser: Any, demo: DemoProcess, viewport: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def shots(
-    page: Any, demo: DemoProcess, viewport: str, request: pytest.FixtureRequest
-) -> Shots:
+def shots(page: Any, demo: DemoProcess, viewport: str, request: pytest.FixtureRequest) -> Shots:
     """Save numbered, full-page screenshots of the test's steps as artifacts."""
     folder = ARTIFACTS / re.sub(r"[^\w.-]+", "-", request.node.name)
     shutil.rmtree(folder, ignore_errors=True)

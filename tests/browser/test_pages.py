@@ -23,7 +23,9 @@ def open_menu(page: Any, viewport: str) -> None:
     toggle = page.get_by_test_id("nav-toggle")
     if viewport == "mobile":
         expect(toggle).to_be_visible()
-        expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Pricing")).to_be_hidden()
+        expect(
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Pricing")
+        ).to_be_hidden()
         expect(toggle).to_have_attribute("aria-expanded", "false")
         toggle.click()
         expect(toggle).to_have_attribute("aria-expanded", "true")
@@ -70,7 +72,11 @@ def test_signup_errors_are_tied_to_their_fields(page: Any, shots: Shots) -> None
     expect(page.get_by_test_id("signup-errors")).to_be_visible()
     name = page.get_by_label("Your name")
     expect(name).to_be_focused()  # the first field with an error
-    for field, error in (("name", "name-error"), ("email", "email-error"), ("password", "password-error")):
+    for field, error in (
+        ("name", "name-error"),
+        ("email", "email-error"),
+        ("password", "password-error"),
+    ):
         field_input = page.locator(f"#{field}")
         expect(field_input).to_have_attribute("aria-invalid", "true")
         expect(field_input).to_have_attribute("aria-describedby", re.compile(rf"\b{field}-error\b"))
