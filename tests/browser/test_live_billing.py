@@ -6,11 +6,7 @@ received and stored, but not projected until the worker is resumed (SIGCONT).
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,39 +15,22 @@ from playwright.sync_api import expect
 from .conftest import Shots
 from .demo_process import DemoProcess
 from .journey import (
+    CARD_OK,
     WEBHOOK_TIMEOUT,
+    assert_not_reloaded,
     choose_plan,
+    mark_page,
     pay,
     reload_until,
     sign_up,
     subscribe,
     visible,
+    worker_paused,
 )
 
 pytestmark = pytest.mark.browser
 
-CARD_OK = "4242 4242 4242 4242"
 WAIT = WEBHOOK_TIMEOUT * 1000
-
-
-@contextmanager
-def worker_paused(demo: DemoProcess) -> Iterator[None]:
-    """Hold the demo's webhook worker still; it resumes when the block ends, whatever happens."""
-    pid = demo.worker_pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def mark_page(page: Any) -> None:
-    """Leave a mark in the page's window that a reload would erase."""
-    page.evaluate("() => { window.__notReloaded = true; }")
-
-
-def assert_not_reloaded(page: Any) -> None:
-    assert page.evaluate("() => window.__notReloaded === true"), "the page was reloaded"
 
 
 def test_success_page_ends_its_wait_honestly_and_pricing_knows(
