@@ -199,8 +199,8 @@ def test_upgrade_with_preview_seats_pause_and_cancel(page: Any, shots: Shots) ->
 
     # seats: three, confirmed by the webhook; the Team page opens with them
     page.get_by_test_id("seats-input").fill("3")
-    page.get_by_test_id("seats-update").click()
-    page.wait_for_url(re.compile(r"/account/billing"))
+    with page.expect_navigation():
+        page.get_by_test_id("seats-update").click()
     mark_page(page)
     expect(page.get_by_test_id("billing-seats")).to_have_text("3", timeout=WAIT)
     assert_not_reloaded(page)
