@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from flask_lattice.models import Invoice
 
 from .extensions import billing, db, login_required
 from .invoices import describe
-from .standing import billable_key, current_price
+from .settings import PLANS
+from .standing import billable_key, current_price, pending_checkout
 
 blueprint = Blueprint("account", __name__)
 
 INVOICE_HISTORY = 12
+#: Said to someone who starts Checkout again while Stripe confirms the one they paid.
+ALREADY_PAID = (
+    "Stripe already has your payment{plan} and is confirming it, so there is nothing more to "
+    "pay. Your plan switches on by itself within moments of Stripe's confirmation; this page "
+    "shows it."
+)
+
+
+@blueprint.before_app_request
+def one_checkout_at_a_time() -> ResponseReturnValue | None:
+    """A second Checkout while a completed one awaits its webhook goes to Billing, saying why
+    (the extension would otherwise send a paying customer to the portal without a word)."""
+    if request.endpoint != "lattice.checkout" or request.method != "POST":
+        return None
+    plan_key = pending_checkout()
+    if plan_key is None:
+        return None
+    name = next((plan["name"] for plan in PLANS if plan["key"] == plan_key), None)
+    flash(ALREADY_PAID.format(plan=f" for {name}" if name else ""), "info")
+    return redirect(url_for("account.billing"), code=303)
 
 
 @blueprint.get("/account/billing", endpoint="billing")
@@ -31,6 +52,7 @@ def billing_page() -> ResponseReturnValue:
     return render_template(
         "billing.html",
         subscription=subscription,
+        awaiting_checkout=pending_checkout() if subscription is None else None,
         invoices=describe(invoices),
         price=current_price(),
     )

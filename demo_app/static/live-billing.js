@@ -16,6 +16,10 @@
 
   var awaiting = null;
   try { awaiting = JSON.parse(sessionStorage.getItem(KEY) || 'null'); } catch (ignored) { awaiting = null; }
+  if (!awaiting && notice.dataset.pending === 'checkout') {
+    // Stripe reported a completed Checkout that is not projected yet: wait for it here too.
+    awaiting = {what: 'checkout', revision: document.body.dataset.revision, at: Date.now()};
+  }
   if (!awaiting || !awaiting.revision || Date.now() - awaiting.at > 5 * 60 * 1000) {
     forget();
     return;
@@ -96,7 +100,9 @@
     return;
   }
   notice.dataset.state = 'waiting';
-  say(portal ? 'Checking for changes made in the billing portal: waiting for Stripe\'s confirmation…'
-             : 'Waiting for Stripe\'s confirmation…', 'info', true);
+  if (awaiting.what !== 'checkout') {
+    say(portal ? 'Checking for changes made in the billing portal: waiting for Stripe\'s confirmation…'
+               : 'Waiting for Stripe\'s confirmation…', 'info', true);
+  }
   wait(0);
 })();

@@ -67,7 +67,18 @@ def test_success_page_ends_its_wait_honestly_and_pricing_knows(
         expect(page.get_by_test_id("trial-team")).to_have_count(0)
         shots("pricing-pending")
 
-    # The worker is back: the plan switches on and Pricing says so.
+        # Billing waits for the same confirmation, and says so
+        page.goto("/account/billing")
+        mark_page(page)
+        waiting = page.get_by_test_id("billing-waiting")
+        expect(waiting).to_be_visible()
+        expect(waiting).to_contain_text("Waiting for Stripe's confirmation of your Pro payment")
+        expect(page.get_by_test_id("billing-plan")).to_have_text("Free")
+
+    # The worker is back: Billing switches to Pro by itself, and Pricing says so.
+    expect(page.get_by_test_id("billing-plan")).to_have_text("Pro", timeout=WAIT)
+    expect(page.get_by_test_id("nav-plan")).to_have_text("Pro")
+    assert_not_reloaded(page)
     page.goto("/billing/pricing")
     pro_is_current = page.get_by_test_id("plan-pro").get_by_test_id("current-plan")
     reload_until(page, lambda: pro_is_current.count() > 0, "the confirmed plan")

@@ -138,3 +138,14 @@ def test_export_download_name_matches_the_page(page: Any, shots: Shots) -> None:
         page.get_by_test_id("download-export").click()
     assert download.value.suggested_filename == promised
     audit(page, "after the download")
+
+
+def test_the_audit_catches_what_it_is_for(page: Any) -> None:
+    page.set_content(
+        '<html lang="en"><head><title>Bad</title></head><body><main>'
+        '<a href="/somewhere"></a><div style="width:2000px">too wide</div></main></body></html>'
+    )
+    with pytest.raises(AssertionError) as failed:
+        audit(page, "a page made to fail")
+    assert "link-name" in str(failed.value)  # axe: a link without a name (serious)
+    assert "horizontal scroll" in str(failed.value)
