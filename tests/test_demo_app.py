@@ -18,9 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from demo_app import create_app, settings
-from demo_app.presentation import money
 from demo_app.extensions import db
 from demo_app.models import Note, User
+from demo_app.presentation import money
 from flask_lattice.models import Subscription
 from flask_lattice.testing import ensure_prices
 
