@@ -250,4 +250,4 @@ def test_upgrade_with_preview_seats_pause_and_cancel(page: Any, shots: Shots) ->
     amount = credit.get_by_test_id("invoice-amount")
     expect(amount).to_have_text(re.compile(r"^\u2212\$\d+\.\d\d$"))
     assert amount.evaluate("(e) => e.getClientRects().length") == 1  # one line: "−" stays
-    shots("billing-credit", docs="billing-credit")
+    shots("billing-credit")

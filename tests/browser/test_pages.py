@@ -35,7 +35,7 @@ def open_menu(page: Any, viewport: str) -> None:
 
 def test_signed_out_pages(page: Any, shots: Shots, viewport: str) -> None:
     page.goto("/")
-    shots("landing", docs="landing")
+    shots("landing")
     open_menu(page, viewport)
     nav = page.get_by_role("navigation", name="Main")
     for name in ("Features", "Pricing", "Log in", "Start free"):
