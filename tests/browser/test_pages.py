@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 
 from .audit import audit
 from .conftest import Shots
-from .journey import sign_up, write_note
+from .demo_process import DemoProcess
+from .journey import sign_up, subscribe, write_note
 
 pytestmark = pytest.mark.browser
 
@@ -125,8 +126,6 @@ def test_signed_in_free_pages(page: Any, shots: Shots, viewport: str) -> None:
 
 
 def test_export_download_name_matches_the_page(page: Any, shots: Shots) -> None:
-    from .journey import subscribe
-
     sign_up(page, "Frances Allen")
     write_note(page, "Groceries", "eggs, flour")
     subscribe(page, "pro")
@@ -149,3 +148,33 @@ def test_the_audit_catches_what_it_is_for(page: Any) -> None:
         audit(page, "a page made to fail")
     assert "link-name" in str(failed.value)  # axe: a link without a name (serious)
     assert "horizontal scroll" in str(failed.value)
+
+
+def test_nothing_scrolls_sideways_at_320_px(browser: Any, demo: DemoProcess) -> None:
+    """The narrowest common phone: every page, free and paying, fits and passes the audit."""
+    context = browser.new_context(
+        viewport={"width": 320, "height": 640}, base_url=demo.url, is_mobile=True
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        for path in ("/", "/billing/pricing", "/signup", "/login"):
+            page.goto(path)
+            audit(page, "320 px, signed out")
+        sign_up(page, "Jean Sammet")
+        write_note(page, "Groceries", "eggs, flour, and a very long line without breaks " * 3)
+        for path in ("/dashboard", "/account/billing", "/dev", "/billing/pricing?interval=year"):
+            page.goto(path)
+            audit(page, "320 px, free")
+        subscribe(page, "pro")
+        for path, shown in (
+            ("/account/billing", "subscription-card"),
+            ("/billing/subscription/swap?plan=team&interval=year", "swap-preview"),
+            ("/export", "export-title"),
+            ("/billing/pricing?interval=year", "switch-pro"),
+        ):
+            page.goto(path)
+            expect(page.get_by_test_id(shown)).to_be_visible()
+            audit(page, "320 px, Pro")
+    finally:
+        context.close()
