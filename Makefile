@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+#: axe-core for the browser tests' accessibility audit, installed from tests/browser/package.json.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test lint docs coverage bench clean
 
@@ -16,7 +18,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## Run the demo SaaS offline at http://127.0.0.1:5000
 	$(BIN)/python -m demo_app
 
-test: $(STAMP) lint docs  ## Lint, build the docs, then run the whole suite
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
+	touch $(AXE)
+
+test: $(STAMP) $(AXE) lint docs  ## Lint, build the docs, then run the whole suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -38,4 +44,4 @@ bench: $(STAMP)  ## Print the side-by-side benchmark ratios
 	$(BIN)/python -m bench.gated_view
 
 clean:
-	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules

@@ -19,6 +19,7 @@ from .access.gates import (
     requires_plan,
 )
 from .access.policy import LIVE_STATUSES, Access, AccessPolicy, PolicyFunction, SubscriptionState
+from .access.query import projection_revision
 from .billable import Billable
 from .billing.prices import CatalogProblem, check_catalog, format_amount
 from .errors import (
@@ -112,6 +113,7 @@ __all__ = [
     "feature_required",
     "format_amount",
     "plan_required",
+    "projection_revision",
     "requires_feature",
     "requires_plan",
     "safe_url",

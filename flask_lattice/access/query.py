@@ -1,18 +1,20 @@
 """A billable's subscriptions as the local projection holds them (no Stripe call).
 
 One prebuilt query reads the columns that decide access into
-:class:`~.policy.SubscriptionState` snapshots. The access gates resolve them with the access policy; checkout and the portal
-use :func:`live_subscription` to avoid creating a second subscription.
+:class:`~.policy.SubscriptionState` snapshots. The access gates resolve them with the access
+policy; checkout and the portal use :func:`live_subscription` to avoid creating a second
+subscription; :func:`projection_revision` tells pages when the projection changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import scoped_session
 
-from ..models import Subscription
+from ..models import Invoice, Subscription
 from ..state import get_state
 from .policy import LIVE_STATUSES, SubscriptionState
 
@@ -54,3 +56,23 @@ def live_subscription(billable_key: str) -> SubscriptionState | None:
         return (catalog.get(key).rank if key and key in catalog else -1, state.id)
 
     return max(live, key=rank, default=None)
+
+
+def projection_revision(billable_key: str) -> str:
+    """A 16-hex-digit digest of the billable's projected billing state: how many subscription
+    and invoice rows it has and when the latest of each was last projected (one query per
+    table, no Stripe call).
+
+    ``status.json`` reports it as ``revision``; a page renders it and polls ``status.json``
+    until it changes, to know that a change was confirmed by Stripe's webhook.
+    """
+    session = get_state().db.session
+    parts = []
+    for model in (Subscription, Invoice):
+        count, latest = session.execute(
+            sa.select(sa.func.count(model.id), sa.func.max(model.updated_at)).where(
+                model.billable_key == billable_key
+            )
+        ).one()
+        parts.append(f"{count}@{latest}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

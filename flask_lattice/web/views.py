@@ -25,6 +25,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..access.gates import current_access
+from ..access.query import projection_revision
 from ..billing.checkout import PLAN_METADATA_KEY, sellable_plan, start_checkout
 from ..billing.customers import find_customer
 from ..billing.portal import open_portal
@@ -197,7 +198,9 @@ def success() -> str:
 @blueprint.get("/status.json")
 def status() -> BaseResponse:
     """The billable's plan as the access gates see it (local projection only); 401 JSON
-    when signed out. ``active`` is true exactly when a subscription grants the plan."""
+    when signed out. ``active`` is true exactly when a subscription grants the plan;
+    ``revision`` is an opaque string that changes whenever a webhook changes the billable's
+    projected subscriptions or invoices (pages poll it to know a change has arrived)."""
     billable = current_billable()
     if billable is None:
         response = jsonify(error="unauthorized", message="Sign in to see your plan.")
@@ -210,6 +213,7 @@ def status() -> BaseResponse:
         "plan_name": plan.name if plan else None,
         "status": access.status,
         "active": access.active,
+        "revision": projection_revision(billable.key),
     }
     return no_store(jsonify(body))
 
