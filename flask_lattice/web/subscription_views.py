@@ -20,7 +20,7 @@ from ..billing import operations
 from ..billing.prices import format_amount
 from ..errors import BillingHTTPError, DowngradeRefused, OperationConflict, SeatsRefused
 from . import csrf
-from .http import PRICE_FIELDS, require_billable, return_url, stripe_errors
+from .http import refuse_price_fields, require_billable, return_url, stripe_errors
 
 blueprint = Blueprint("subscription", __name__)
 blueprint.add_app_template_global(operations.new_operation_token, "lattice_operation_token")
@@ -95,8 +95,7 @@ def swap_confirm() -> ResponseReturnValue:
     """Apply the previewed swap (prices come only from the catalog)."""
     csrf.protect()
     billable = require_billable()
-    if any(name in request.form or name in request.args for name in PRICE_FIELDS):
-        raise BillingHTTPError("Send the preview; prices come from the plan catalog.")
+    refuse_price_fields("the preview")
     token = _form("preview")
     if token is None:
         raise BillingHTTPError("The preview is missing; preview the change first.")
@@ -135,8 +134,7 @@ def quantity() -> ResponseReturnValue:
     send the browser (303) to its preview. Nothing changes before the confirm."""
     csrf.protect()
     billable = require_billable()
-    if any(name in request.form or name in request.args for name in PRICE_FIELDS):
-        raise BillingHTTPError("Send the preview; prices come from the plan catalog.")
+    refuse_price_fields("the preview")
     token = _form("preview")
     subscription = _form("subscription")
     with stripe_errors():

@@ -36,7 +36,7 @@ from ..plans import Plan
 from ..state import current_billable, get_state
 from ..webhooks import route
 from . import csrf
-from .http import PRICE_FIELDS, no_store, require_billable, return_url, stripe_errors
+from .http import no_store, refuse_price_fields, require_billable, return_url, stripe_errors
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,7 @@ def checkout() -> BaseResponse:
     ``seats`` (303), or the portal for a subscriber. The price comes only from the catalog."""
     csrf.protect()
     billable = require_billable()
-    sent = {name.split("[", 1)[0] for name in (*request.form, *request.args)}
-    if sent.intersection(PRICE_FIELDS):
-        raise BillingHTTPError("Send a plan and an interval; prices come from the plan catalog.")
+    refuse_price_fields("a plan and an interval")
     plan = sellable_plan(request.form.get("plan", ""), request.form.get("interval", ""))
     interval = request.form["interval"]
     seats = checkout_seats(billable, plan, request.form)
