@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_lattice.billing.refusals import SeatsRefused
 
 from flask_lattice.billable import Billable
-from flask_lattice.billing.numbers import InvalidNumber, whole_number
+from flask_lattice.billing.numbers import whole_number
 from flask_lattice.billing.seats import swap_quantity
-from flask_lattice.errors import LatticeError
+from flask_lattice.errors import InvalidNumber, LatticeError, SeatsRefused
 from flask_lattice.state import get_state
 
 BILLABLE = Billable("user:1")
