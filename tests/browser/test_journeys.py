@@ -257,6 +257,9 @@ def test_upgrade_with_preview_seats_pause_and_cancel(page: Any, shots: Shots) ->
     # fewer seats: a credit to the balance, not a payment, its minus sign kept with it
     page.get_by_test_id("seats-input").fill("2")
     page.get_by_test_id("seats-update").click()
+    expect(page.get_by_test_id("seats-preview")).to_have_attribute("data-quantity", "2")
+    page.get_by_test_id("seats-confirm").click()
+    page.wait_for_url(re.compile(r"/account/billing"))
     expect(page.get_by_test_id("billing-seats")).to_have_text("2", timeout=WAIT)
     reload_until(page, lambda: page.get_by_test_id("invoice-row").count() == 4, "the credit")
     credit = page.get_by_test_id("invoice-row").first
