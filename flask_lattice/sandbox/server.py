@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +24,7 @@ from .core import SandboxCore, Settings
 from .delivery import DEFAULT_RETRY_SCHEDULE, Delivery, Outbox
 from .hosted import hosted
 from .ids import new_id
+from .limits import RateLimiter
 from .resources import (
     catalog,
     checkout,
@@ -32,6 +35,7 @@ from .resources import (
     portal,
     subscriptions,
 )
+from .store import DEFAULT_SEARCH_DELAY
 from .timeline import run_until
 from .wire import JSON, StripeError
 
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_API_KEY = "sk_test_sandbox_0000000000000000000000000000"
+#: ``chaos=True``: each delivery is held a further random 0 to this many seconds.
+CHAOS_JITTER = 0.3
 ROUTERS = [
     customers.router,
     catalog.router,
@@ -136,24 +142,34 @@ class StripeSandbox:
         persist_path: str | Path | None = None,
         webhook_secret: str | None = None,
         api_key: str = DEFAULT_API_KEY,
+        extra_api_keys: Sequence[str] = (),
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
         delivery_timeout: float = 5.0,
+        chaos: bool = False,
         duplicate: int = 1,
         shuffle: bool = False,
         delay: float = 0.0,
+        jitter: float = 0.0,
         seed: int = 0,
+        rate_limit: float | None = None,
+        search_delay: float = DEFAULT_SEARCH_DELAY,
         dunning_retry_days: Sequence[int] = (3, 5, 7),
         dunning_final_status: str = "canceled",
     ) -> None:
         if dunning_final_status not in ("canceled", "unpaid"):
             raise ValueError("dunning_final_status must be 'canceled' or 'unpaid'")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("rate_limit must be a positive number of requests per second")
         self.api_key = api_key
+        if chaos:
+            shuffle, duplicate, jitter = True, max(duplicate, 2), jitter or CHAOS_JITTER
         self._outbox = Outbox(
             retry_schedule=retry_schedule,
             timeout=delivery_timeout,
             duplicate=duplicate,
             shuffle=shuffle,
             delay=delay,
+            jitter=jitter,
             seed=seed,
         )
         self._server: BaseWSGIServer = make_server(
@@ -169,7 +185,10 @@ class StripeSandbox:
                 dunning_final_status=dunning_final_status,
             ),
             persist_path=persist_path,
+            api_keys=frozenset((api_key, *extra_api_keys)),
+            rate_limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
         )
+        self.core.store.search_delay = search_delay
         self.core.forward_to = forward_to
         self._server.app = create_app(self.core)
         self._thread: threading.Thread | None = None
@@ -310,6 +329,16 @@ class StripeSandbox:
         """Block until every queued webhook was delivered or gave up; False on timeout."""
         return self._outbox.wait(timeout)
 
+    # -- search ----------------------------------------------------------------------------
+
+    def wait_for_search(self) -> None:
+        """Block until every object created so far is visible to the search endpoints.
+
+        Search is eventually consistent (``search_delay`` seconds, like Stripe's "usually under
+        a minute"); a test that searches for what it just created waits here first.
+        """
+        time.sleep(self.core.store.search_lag())
+
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
@@ -327,12 +356,13 @@ def _post_form(url: str, fields: dict[str, str]) -> tuple[str | None, str]:
         with exc:
             if exc.code in (302, 303):
                 return exc.headers["Location"], ""
-            raise CheckoutDeclined(f"Checkout answered {exc.code}: {exc.read().decode()}") from None
+            return None, exc.read().decode()
 
 
 def _error_text(page: str) -> str:
+    """The text of the page's ``data-testid="error"`` element (Stripe's decline message)."""
     marker = 'data-testid="error"'
     if marker not in page:
         return "Checkout did not complete."
     fragment = page.split(marker, 1)[1].split(">", 1)[1]
-    return fragment.split("<", 1)[0].strip()
+    return html.unescape(fragment.split("<", 1)[0]).strip()
