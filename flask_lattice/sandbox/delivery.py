@@ -99,6 +99,16 @@ class Outbox:
                     self._jobs.append(_Job(event_id, url, secret, payload, due, seq=self._seq))
             self._cond.notify_all()
 
+    def configure(self, *, duplicate: int, shuffle: bool, delay: float, jitter: float) -> None:
+        """Set the delivery knobs together (deliveries already queued keep their due time)."""
+        with self._cond:
+            self.duplicate, self.shuffle, self.delay, self.jitter = (
+                duplicate,
+                shuffle,
+                delay,
+                jitter,
+            )
+
     def reseed(self, seed: int) -> None:
         """Restart the shuffle and jitter sequence from ``seed`` (to replay a failure)."""
         with self._cond:

@@ -158,11 +158,7 @@ class StripeSandbox:
     ) -> None:
         if dunning_final_status not in ("canceled", "unpaid"):
             raise ValueError("dunning_final_status must be 'canceled' or 'unpaid'")
-        if rate_limit is not None and rate_limit <= 0:
-            raise ValueError("rate_limit must be a positive number of requests per second")
         self.api_key = api_key
-        if chaos:
-            shuffle, duplicate, jitter = True, max(duplicate, 2), jitter or CHAOS_JITTER
         self._outbox = Outbox(
             retry_schedule=retry_schedule,
             timeout=delivery_timeout,
@@ -186,8 +182,10 @@ class StripeSandbox:
             ),
             persist_path=persist_path,
             api_keys=frozenset((api_key, *extra_api_keys)),
-            rate_limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
         )
+        self.set_rate_limit(rate_limit)
+        if chaos:
+            self.set_chaos(True)
         self.core.store.search_delay = search_delay
         self.core.forward_to = forward_to
         self._server.app = create_app(self.core)
@@ -317,6 +315,23 @@ class StripeSandbox:
         """The delivery queue (knobs: ``duplicate``, ``shuffle``, ``delay``, ``retry_schedule``)."""
         return self._outbox
 
+    def set_chaos(self, on: bool, *, seed: int | None = None) -> None:
+        """Deliver as Stripe may (``on``), or in cause-and-effect order, once, at once.
+
+        On: every event is sent twice (``duplicate=2``), each batch is shuffled, and each
+        delivery waits a further random 0 to :data:`CHAOS_JITTER` seconds, so events of
+        different requests overtake each other. ``seed`` restarts the randomness (see
+        :meth:`Outbox.reseed`) so that a failing run can be replayed.
+        """
+        self._outbox.configure(
+            duplicate=2 if on else 1,
+            shuffle=on,
+            delay=0.0,
+            jitter=CHAOS_JITTER if on else 0.0,
+        )
+        if seed is not None:
+            self._outbox.reseed(seed)
+
     def hold_deliveries(self) -> None:
         """Queue webhooks without sending them until :meth:`release_deliveries`."""
         self._outbox.hold()
@@ -328,6 +343,17 @@ class StripeSandbox:
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until every queued webhook was delivered or gave up; False on timeout."""
         return self._outbox.wait(timeout)
+
+    # -- rate limits -------------------------------------------------------------------
+
+    def set_rate_limit(self, per_second: float | None) -> None:
+        """Answer 429 above ``per_second`` requests, globally and per endpoint (None: no limit).
+
+        Stripe's test mode allows 25 (:data:`~flask_lattice.sandbox.limits.TEST_MODE_RATE`).
+        """
+        if per_second is not None and per_second <= 0:
+            raise ValueError("rate_limit must be a positive number of requests per second")
+        self.core.rate_limiter = RateLimiter(per_second) if per_second is not None else None
 
     # -- search ----------------------------------------------------------------------------
 
