@@ -95,7 +95,7 @@ def chaos_wanted(node: pytest.Item) -> bool:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    uses_sandbox = any(name in item.fixturenames for name in ("sandbox", "sandbox_server"))
+    uses_sandbox = any(name in item.fixturenames for name in ("sandbox", "sandbox_server", "demo"))
     if report.failed and uses_sandbox and chaos_wanted(item):
         report.sections.append(("sandbox chaos delivery", _replay_hint()))
     return report
