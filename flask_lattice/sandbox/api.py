@@ -119,7 +119,10 @@ def _endpoint(method: str, path: str, handler: Handler) -> Callable[..., Respons
                 status, body = _execute(sandbox, key, handler, raw, path_args, request_id, None)
                 return json_response(body, status, request_id=request_id)
             fingerprint = {"path": request.path, "params": raw}
-            with sandbox.idempotency.claim(f"{api_key}:{idem}", idem, fingerprint) as slot:
+            cache_key = f"{api_key}:{idem}"
+            if (done := sandbox.idempotency.saved(cache_key)) is not None:
+                return _replay(done, fingerprint, idem, request_id)
+            with sandbox.idempotency.claim(cache_key, idem, fingerprint) as slot:
                 saved = slot.saved()
                 if saved is not None:
                     return _replay(saved, fingerprint, idem, request_id)
