@@ -50,9 +50,12 @@ class Idempotency:
         self._in_flight: set[str] = set()
 
     def saved(self, cache_key: str) -> JSON | None:
-        """The result saved for ``cache_key``, or None (replays need no hold on the key)."""
-        with self._store.lock:
-            return self._store.idempotency.get(cache_key)
+        """The result saved for ``cache_key``, or None (replays need no hold on the key).
+
+        Read without the store lock: one dict lookup is atomic, and a replay must not wait for
+        another request's unit of work.
+        """
+        return self._store.idempotency.get(cache_key)
 
     def in_flight(self) -> frozenset[str]:
         """The ``"api_key:idempotency_key"`` pairs of requests executing right now."""
