@@ -89,8 +89,13 @@ def embedded_redis(instance_path: str) -> Iterator[str]:
 
 
 @contextmanager
-def sandbox(instance_path: str, port: int, forward_to: str) -> Iterator[str]:
-    """The Stripe sandbox on a thread, persisted in the instance folder; yields its URL."""
+def sandbox(
+    instance_path: str, port: int, forward_to: str, chaos_seed: int | None = None
+) -> Iterator[str]:
+    """The Stripe sandbox on a thread, persisted in the instance folder; yields its URL.
+
+    With ``chaos_seed`` it delivers webhooks shuffled, duplicated and delayed, seeded by it.
+    """
     from flask_lattice.sandbox import StripeSandbox
 
     server = StripeSandbox(
@@ -99,6 +104,8 @@ def sandbox(instance_path: str, port: int, forward_to: str) -> Iterator[str]:
         persist_path=os.path.join(instance_path, "sandbox.sqlite3"),
         webhook_secret=settings.SANDBOX_WEBHOOK_SECRET,
         api_key=settings.SANDBOX_API_KEY,
+        chaos=chaos_seed is not None,
+        seed=chaos_seed or 0,
     )
     with server:
         yield server.url
@@ -177,6 +184,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--instance-path", default=None, help="where data lives (default: ./instance)"
     )
+    parser.add_argument(
+        "--sandbox-chaos",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="the sandbox delivers webhooks shuffled, duplicated and delayed (seeded), as Stripe may",
+    )
     return parser.parse_args(argv)
 
 
@@ -221,7 +235,7 @@ def run(args: argparse.Namespace) -> None:
         else:
             webhook_url = f"{url}/billing/webhook"
             environ["QUILLNOTE_SANDBOX_URL"] = stack.enter_context(
-                sandbox(instance_path, args.sandbox_port, webhook_url)
+                sandbox(instance_path, args.sandbox_port, webhook_url, args.sandbox_chaos)
             )
             parts["Stripe"] = f"local sandbox at {environ['QUILLNOTE_SANDBOX_URL']}"
             parts["webhooks"] = f"forwarded to {webhook_url}"

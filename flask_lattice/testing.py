@@ -7,7 +7,7 @@ Typical use in a host's ``conftest.py``::
 
     @pytest.fixture(scope="session")
     def stripe_sandbox():
-        with StripeSandbox() as sandbox:
+        with StripeSandbox(chaos=True) as sandbox:  # webhooks shuffled, duplicated, delayed
             ensure_prices(sandbox.client(), {"pro_monthly": PriceSpec("Pro", 1200, "month")})
             yield sandbox
 """

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .clock import Clock
 from .delivery import Outbox
+from .idempotency import Idempotency
+from .limits import RateLimiter
 from .store import Snapshots, Store
 from .wire import JSON
 
@@ -66,14 +68,19 @@ class SandboxCore:
         outbox: Outbox,
         settings: Settings,
         persist_path: str | Path | None,
+        api_keys: frozenset[str],
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url
+        self.api_keys = api_keys
+        self.rate_limiter = rate_limiter
         self.webhook_secret = webhook_secret
         self.outbox = outbox
         self.settings = settings
         self.api_version = API_VERSION
         self.forward_to: str | None = None
         self.store = Store()
+        self.idempotency = Idempotency(self.store)
         self.clock = Clock()
         self.request: JSON | None = None
         self.pending: list[tuple[JSON, list[tuple[str, str]]]] = []

@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from tests.conftest import sandbox_seed
+
 from .audit import audit
 from .demo_process import DemoProcess, start_demo
 
@@ -82,15 +84,24 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """The demo, started by its runner like ``make demo``; stopped with SIGINT at the end."""
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[DemoProcess]:
+    """The demo, started by its runner like ``make demo``; stopped with SIGINT at the end.
+
+    Its sandbox delivers webhooks with chaos (shuffled, duplicated, delayed), seeded.
+    """
     chromium_executable()
     redis_url = os.environ.get("LATTICE_TEST_REDIS_URL")
     demo_redis_url = _own_database(redis_url) if redis_url else None
     if demo_redis_url:
         # Start from an empty queue: jobs left by an interrupted run would come first.
         Redis.from_url(demo_redis_url).flushdb()
-    process = start_demo(tmp_path_factory.mktemp("demo-instance"), redis_url=demo_redis_url)
+    process = start_demo(
+        tmp_path_factory.mktemp("demo-instance"),
+        redis_url=demo_redis_url,
+        chaos_seed=sandbox_seed(request.node.nodeid),
+    )
     yield process
     process.stop()
 

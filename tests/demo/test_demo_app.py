@@ -225,7 +225,9 @@ def test_team_seats_follow_the_members_and_a_move_to_pro_bills_one_seat(
     # Team with 2 seats → Pro: one Pro at $9.00, as the pricing page sells it.
     swap = client.get("/billing/subscription/swap?plan=pro&interval=month").text
     assert 'data-testid="swap-quantity" data-quantity="1">1 × Pro' in swap
-    assert 'data-testid="swap-recurring-amount" data-amount="900"><span class="amount">$9.00<' in swap
+    assert (
+        'data-testid="swap-recurring-amount" data-amount="900"><span class="amount">$9.00<' in swap
+    )
     token = re.search(r'name="preview" value="([^"]+)"', swap)
     assert token is not None
     confirmed = client.post(

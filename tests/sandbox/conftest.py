@@ -1,7 +1,8 @@
 """Fixtures for the sandbox suite: a running sandbox, a recording SDK client, a webhook receiver.
 
 Every object a test makes the sandbox produce (API responses, stored objects, event payloads) is
-validated against the digest when the test ends.
+validated against the digest when the test ends. Webhooks are delivered with chaos (shuffled,
+duplicated, delayed; seeded per test) unless a test is marked ``ordered_delivery``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import stripe
 
 from flask_lattice.sandbox import StripeSandbox
 
+from ..conftest import chaos_wanted, sandbox_seed
 from .schema_check import violations
 
 FAST_RETRIES = (0.05, 0.1, 0.2)
@@ -61,8 +63,13 @@ def assert_valid(objects: list[Any]) -> None:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with StripeSandbox(retry_schedule=FAST_RETRIES, delivery_timeout=2) as sb:
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    with StripeSandbox(
+        retry_schedule=FAST_RETRIES,
+        delivery_timeout=2,
+        chaos=chaos_wanted(request.node),
+        seed=sandbox_seed(request.node.nodeid),
+    ) as sb:
         box = Sandbox(sb)
         yield box
         sb.wait_for_deliveries(5)

@@ -57,14 +57,17 @@ def test_declined_checkout_creates_nothing(
             "success_url": "http://app.test/ok",
         }
     )
+    # The messages are Stripe's decline texts (https://docs.stripe.com/declines/codes); the
+    # exception carries the text alone, not the hosted page around it.
     for card, text in [
-        ("4000000000009995", "insufficient funds"),
-        ("4000000000000002", "declined"),
-        ("4000000000000341", "declined"),
+        ("4000000000009995", "Your card has insufficient funds."),
+        ("4000000000000002", "Your card was declined."),
+        ("4000000000000341", "Your card was declined."),
     ]:
         with pytest.raises(CheckoutDeclined) as declined:
             sb.complete_checkout(session.id, card=card)
-        assert text in declined.value.message
+        assert declined.value.message == text
+        assert str(declined.value) == text
     assert client.v1.customers.list().data == []
     assert client.v1.subscriptions.list().data == []
     assert client.v1.checkout.sessions.retrieve(session.id).status == "open"

@@ -33,7 +33,9 @@ def test_customers_crud_list_and_events(client: stripe.StripeClient, sb: StripeS
     assert [e["type"] for e in sb.events][-1] == "customer.deleted"
 
 
-def test_products_and_prices(client: stripe.StripeClient, catalog: Catalog) -> None:
+def test_products_and_prices(
+    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+) -> None:
     assert catalog.pro_yearly.recurring.interval == "year"  # type: ignore[union-attr]
     found = client.v1.prices.list(params={"lookup_keys": ["pro_monthly", "basic_monthly"]})
     assert {p.lookup_key for p in found.data} == {"pro_monthly", "basic_monthly"}
@@ -66,6 +68,7 @@ def test_products_and_prices(client: stripe.StripeClient, catalog: Catalog) -> N
     assert product.name == "Pro+"
     assert client.v1.products.retrieve(product.id).name == "Pro+"
     assert len(client.v1.products.list().data) == 2
+    sb.wait_for_search()  # search is eventually consistent, like Stripe's
     assert client.v1.prices.search(params={"query": "lookup_key:'pro_yearly'"}).data[0].id == (
         catalog.pro_yearly.id
     )
@@ -325,6 +328,7 @@ def test_subscriptions_items_and_invoices(
     assert client.v1.subscriptions.list(params={"customer": str(sub.customer)}).data[0].id == sub.id
     assert client.v1.subscriptions.list(params={"price": catalog.pro_monthly.id}).data == []
     assert client.v1.subscriptions.list(params={"status": "active"}).data[0].id == sub.id
+    sb.wait_for_search()
     found = client.v1.subscriptions.search(
         params={"query": f"status:'active' AND customer:'{sub.customer}'"}
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import stripe
 
 from flask_lattice.sandbox import StripeSandbox
@@ -28,6 +29,7 @@ def test_signature_is_stripes_scheme() -> None:
     assert header == f"t=1700000000,v1={expected}"
 
 
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
 def test_forward_to_delivers_signed_events(
     sb: StripeSandbox, client: stripe.StripeClient, catalog: Catalog, receiver: Receiver
 ) -> None:
@@ -49,6 +51,7 @@ def test_forward_to_delivers_signed_events(
     assert len(log) == len(events)
 
 
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
 def test_webhook_endpoints_get_their_own_secret_and_filter(
     sb: StripeSandbox, client: stripe.StripeClient, receiver: Receiver
 ) -> None:
@@ -62,6 +65,7 @@ def test_webhook_endpoints_get_their_own_secret_and_filter(
     assert [e.type for e in events] == ["customer.created"]
 
 
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
 def test_retry_on_500(sb: StripeSandbox, client: stripe.StripeClient, receiver: Receiver) -> None:
     receiver.fail_first = 2
     sb.set_forward_to(receiver.url)
@@ -79,6 +83,7 @@ def test_exhausted_retries_give_up(receiver: Receiver) -> None:
         assert [d.attempt for d in sb.deliveries] == [1, 2, 3]
 
 
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
 def test_unreachable_receiver_is_logged(sb: StripeSandbox, client: stripe.StripeClient) -> None:
     sb.set_forward_to("http://127.0.0.1:9/nowhere")
     client.v1.customers.create()
@@ -100,6 +105,26 @@ def test_duplicate_and_shuffle(receiver: Receiver) -> None:
         emitted = [e["id"] for e in sb.events]
         assert sorted(ids) == sorted(emitted * 2)
         assert ids != [i for i in emitted for _ in range(2)]
+
+
+def test_chaos_delivers_twice_and_out_of_order(receiver: Receiver) -> None:
+    # Stripe "doesn't guarantee delivery of events in the order in which they're generated" and
+    # "might occasionally send the same event more than once"
+    # (https://docs.stripe.com/webhooks#event-ordering, #handle-duplicate-events).
+    with StripeSandbox(forward_to=receiver.url, chaos=True, seed=7) as sb:
+        client = sb.client()
+        for index in range(8):
+            client.v1.customers.create(params={"email": f"{index}@x.test"})
+        assert sb.wait_for_deliveries(10)
+        ids = [body["id"] for body in receiver.bodies()]
+        emitted = [e["id"] for e in sb.events]
+        assert sorted(ids) == sorted(emitted * 2)
+        assert ids != [i for i in emitted for _ in range(2)]
+        sb.set_chaos(False)
+        receiver.requests.clear()
+        client.v1.customers.create(params={"email": "calm@x.test"})
+        assert sb.wait_for_deliveries(10)
+        assert [body["id"] for body in receiver.bodies()] == [sb.events[-1]["id"]]
 
 
 def test_hold_release_and_delay(receiver: Receiver) -> None:
