@@ -63,7 +63,7 @@ def assert_valid(objects: list[Any]) -> None:
 
 
 @pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+def recorded_sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     with StripeSandbox(
         retry_schedule=FAST_RETRIES,
         delivery_timeout=2,
@@ -77,13 +77,13 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sb(sandbox: Sandbox) -> StripeSandbox:
-    return sandbox.sb
+def sb(recorded_sandbox: Sandbox) -> StripeSandbox:
+    return recorded_sandbox.sb
 
 
 @pytest.fixture
-def client(sandbox: Sandbox) -> stripe.StripeClient:
-    return sandbox.client()
+def stripe_client(recorded_sandbox: Sandbox) -> stripe.StripeClient:
+    return recorded_sandbox.client()
 
 
 @dataclass
@@ -94,12 +94,12 @@ class Catalog:
 
 
 @pytest.fixture
-def catalog(client: stripe.StripeClient) -> Catalog:
-    basic = client.v1.products.create(params={"name": "Basic"})
-    pro = client.v1.products.create(params={"name": "Pro"})
+def catalog(stripe_client: stripe.StripeClient) -> Catalog:
+    basic = stripe_client.v1.products.create(params={"name": "Basic"})
+    pro = stripe_client.v1.products.create(params={"name": "Pro"})
 
     def price(product: Any, amount: int, interval: str, key: str) -> Any:
-        return client.v1.prices.create(
+        return stripe_client.v1.prices.create(
             params={
                 "product": product.id,
                 "currency": "usd",
@@ -117,7 +117,7 @@ def catalog(client: stripe.StripeClient) -> Catalog:
 
 
 def signup(
-    client: stripe.StripeClient,
+    stripe_client: stripe.StripeClient,
     sb: StripeSandbox,
     price: Any,
     *,
@@ -135,10 +135,10 @@ def signup(
     }
     if trial_days:
         params["subscription_data"] = {"trial_period_days": trial_days}
-    session = client.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
+    session = stripe_client.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
     sb.complete_checkout(session.id, card=card)
-    session = client.v1.checkout.sessions.retrieve(session.id)
-    sub = client.v1.subscriptions.retrieve(str(session.subscription))
+    session = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    sub = stripe_client.v1.subscriptions.retrieve(str(session.subscription))
     return session, sub
 
 

@@ -106,15 +106,15 @@ def _session_params(catalog: Catalog, **extra: Any) -> Any:
     ],
 )
 def test_checkout_refuses_what_stripe_refuses(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog, extra: Any, param: str
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog, extra: Any, param: str
 ) -> None:
     # trial_period_days "has to be at least 1"; trial_end "has to be at least 48 hours in the
     # future"; expires_at "can be anywhere from 30 minutes to 24 hours after creation".
     resolved = json.loads(json.dumps(extra), object_hook=lambda node: _times(node, sb.now()))
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        client.v1.checkout.sessions.create(params=_session_params(catalog, **resolved))
+        stripe_client.v1.checkout.sessions.create(params=_session_params(catalog, **resolved))
     assert refused.value.param == param
-    assert client.v1.checkout.sessions.list().data == []
+    assert stripe_client.v1.checkout.sessions.list().data == []
 
 
 def _times(node: dict[str, Any], now: int) -> dict[str, Any]:
@@ -128,11 +128,11 @@ def _times(node: dict[str, Any], now: int) -> dict[str, Any]:
 
 
 def test_checkout_accepts_the_bounds(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
 ) -> None:
     now = sb.now()
     expires = now + HOUR
-    session = client.v1.checkout.sessions.create(
+    session = stripe_client.v1.checkout.sessions.create(
         params=_session_params(
             catalog,
             expires_at=expires,
@@ -140,7 +140,7 @@ def test_checkout_accepts_the_bounds(
         )
     )
     assert session.expires_at == expires
-    client.v1.checkout.sessions.create(
+    stripe_client.v1.checkout.sessions.create(
         params=_session_params(catalog, subscription_data={"trial_period_days": 1})
     )
 
@@ -165,9 +165,11 @@ def test_a_request_that_failed_validation_saves_no_result(sb: StripeSandbox) -> 
     assert status == 400 and body["error"]["type"] == "idempotency_error"
 
 
-def test_a_card_error_is_saved_and_replayed(client: stripe.StripeClient, sb: StripeSandbox) -> None:
+def test_a_card_error_is_saved_and_replayed(
+    stripe_client: stripe.StripeClient, sb: StripeSandbox
+) -> None:
     # Stripe saves the result once the endpoint began executing, errors included.
-    customer = client.v1.customers.create()
+    customer = stripe_client.v1.customers.create()
     key = {"Idempotency-Key": "attach-1"}
     path = "/v1/payment_methods/pm_card_chargeDeclined/attach"
     status, _, first = call(sb, "POST", path, {"customer": customer.id}, key)
@@ -218,22 +220,26 @@ def test_concurrent_requests_with_one_key_conflict(
 # -- Error codes: https://docs.stripe.com/error-codes ---------------------------------------
 
 
-def test_parameter_error_codes(client: stripe.StripeClient, catalog: Catalog) -> None:
+def test_parameter_error_codes(stripe_client: stripe.StripeClient, catalog: Catalog) -> None:
     cases: list[tuple[Any, str, str]] = [
-        (lambda: client.v1.customers.create(params={"emial": "x"}), "parameter_unknown", "emial"),
         (
-            lambda: client.v1.customers.list(params={"limit": "many"}),
+            lambda: stripe_client.v1.customers.create(params={"emial": "x"}),
+            "parameter_unknown",
+            "emial",
+        ),
+        (
+            lambda: stripe_client.v1.customers.list(params={"limit": "many"}),
             "parameter_invalid_integer",
             "limit",
         ),
-        (lambda: client.v1.products.create(params={}), "parameter_missing", "name"),
+        (lambda: stripe_client.v1.products.create(params={}), "parameter_missing", "name"),
         (
-            lambda: client.v1.customers.list(params={"limit": ""}),
+            lambda: stripe_client.v1.customers.list(params={"limit": ""}),
             "parameter_invalid_empty",
             "limit",
         ),
         (
-            lambda: client.v1.checkout.sessions.create(
+            lambda: stripe_client.v1.checkout.sessions.create(
                 params=_session_params(catalog, customer="cus_x", customer_email="a@x.test")
             ),
             "parameters_exclusive",
@@ -250,13 +256,13 @@ def test_parameter_error_codes(client: stripe.StripeClient, catalog: Catalog) ->
 
 
 def test_expanding_a_deleted_customer_gives_the_deleted_stub(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
 ) -> None:
     # Deleting a customer returns, and expand then yields, {"id", "object", "deleted": true}
     # (https://docs.stripe.com/expand for expanding references).
-    _, sub = signup(client, sb, catalog.basic_monthly)
-    client.v1.customers.delete(str(sub.customer))
-    expanded = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["customer"]})
+    _, sub = signup(stripe_client, sb, catalog.basic_monthly)
+    stripe_client.v1.customers.delete(str(sub.customer))
+    expanded = stripe_client.v1.subscriptions.retrieve(sub.id, params={"expand": ["customer"]})
     assert expanded.customer.to_dict() == {  # type: ignore[union-attr]
         "id": sub.customer,
         "object": "customer",
@@ -270,38 +276,38 @@ def test_expanding_a_deleted_customer_gives_the_deleted_stub(
 def test_search_is_eventually_consistent() -> None:
     # "Don't use search for read-after-write flows ... data is searchable in under 1 minute."
     with StripeSandbox(search_delay=600, retry_schedule=FAST_RETRIES) as sb:
-        client = sb.client()
-        customer = client.v1.customers.create(params={"email": "late@x.test"})
-        assert client.v1.customers.list().data[0].id == customer.id
-        assert client.v1.customers.search(params={"query": "email:'late@x.test'"}).data == []
+        stripe_client = sb.client()
+        customer = stripe_client.v1.customers.create(params={"email": "late@x.test"})
+        assert stripe_client.v1.customers.list().data[0].id == customer.id
+        assert stripe_client.v1.customers.search(params={"query": "email:'late@x.test'"}).data == []
     with StripeSandbox(search_delay=0.2, retry_schedule=FAST_RETRIES) as sb:
-        client = sb.client()
-        customer = client.v1.customers.create(params={"email": "soon@x.test"})
+        stripe_client = sb.client()
+        customer = stripe_client.v1.customers.create(params={"email": "soon@x.test"})
         sb.wait_for_search()
-        found = client.v1.customers.search(params={"query": "email:'soon@x.test'"})
+        found = stripe_client.v1.customers.search(params={"query": "email:'soon@x.test'"})
         assert [c.id for c in found.data] == [customer.id]
 
 
 def test_search_total_count_only_when_expanded(
-    client: stripe.StripeClient, sb: StripeSandbox
+    stripe_client: stripe.StripeClient, sb: StripeSandbox
 ) -> None:
     # total_count is included only with expand[]=total_count.
     for i in range(3):
-        client.v1.customers.create(params={"email": f"c{i}@x.test"})
+        stripe_client.v1.customers.create(params={"email": f"c{i}@x.test"})
     sb.wait_for_search()
-    plain = client.v1.customers.search(params={"query": "email~'x.test'", "limit": 1})
+    plain = stripe_client.v1.customers.search(params={"query": "email~'x.test'", "limit": 1})
     assert "total_count" not in plain
-    counted = client.v1.customers.search(
+    counted = stripe_client.v1.customers.search(
         params={"query": "email~'x.test'", "limit": 1, "expand": ["total_count"]}
     )
     assert counted["total_count"] == 3 and len(counted.data) == 1
 
 
-def test_search_query_language(client: stripe.StripeClient, sb: StripeSandbox) -> None:
+def test_search_query_language(stripe_client: stripe.StripeClient, sb: StripeSandbox) -> None:
     # https://docs.stripe.com/search#search-query-language: OR/AND, -negation, ~ substring,
     # numeric comparisons on created, double or single quotes, metadata['key'].
     made = [
-        client.v1.customers.create(
+        stripe_client.v1.customers.create(
             params={"email": email, "name": name, "metadata": {"tier": tier}}
         )
         for email, name, tier in [
@@ -311,11 +317,11 @@ def test_search_query_language(client: stripe.StripeClient, sb: StripeSandbox) -
         ]
     ]
     sb.advance(seconds=120)
-    later = client.v1.customers.create(params={"email": "new@x.test", "name": "Newcomer"})
+    later = stripe_client.v1.customers.create(params={"email": "new@x.test", "name": "Newcomer"})
     sb.wait_for_search()
 
     def emails(query: str) -> set[str]:
-        found = client.v1.customers.search(params={"query": query, "limit": 100})
+        found = stripe_client.v1.customers.search(params={"query": query, "limit": 100})
         return {str(customer.email) for customer in found.data}
 
     assert emails('email:"ada@lovelace.test" OR name:"Grace Hopper"') == {
@@ -340,7 +346,7 @@ def test_search_query_language(client: stripe.StripeClient, sb: StripeSandbox) -
         "email:'unterminated",
     ]:
         with pytest.raises(stripe.InvalidRequestError) as refused:
-            client.v1.customers.search(params={"query": bad})
+            stripe_client.v1.customers.search(params={"query": bad})
         assert refused.value.param == "query", bad
 
 
@@ -348,20 +354,20 @@ def test_search_query_language(client: stripe.StripeClient, sb: StripeSandbox) -
 
 
 def test_portal_subscription_pause_flow(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
 ) -> None:
     # flow_data.type=subscription_pause deep-links to pausing one subscription; it needs the
     # configuration's subscription_pause feature (API 2026-10-28: billing_portal.session.Flow).
-    _, sub = signup(client, sb, catalog.basic_monthly)
+    _, sub = signup(stripe_client, sb, catalog.basic_monthly)
     flow: Any = {"type": "subscription_pause", "subscription_pause": {"subscription": sub.id}}
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        client.v1.billing_portal.sessions.create(
+        stripe_client.v1.billing_portal.sessions.create(
             params={"customer": str(sub.customer), "flow_data": flow}
         )
     assert refused.value.param == "flow_data[type]"
     features: Any = {"subscription_pause": {"enabled": True}}
-    config = client.v1.billing_portal.configurations.create(params={"features": features})
-    session = client.v1.billing_portal.sessions.create(
+    config = stripe_client.v1.billing_portal.configurations.create(params={"features": features})
+    session = stripe_client.v1.billing_portal.sessions.create(
         params={
             "customer": str(sub.customer),
             "configuration": config.id,
@@ -382,7 +388,7 @@ def test_portal_subscription_pause_flow(
         f"{session.url}/pause", data={"subscription": sub.id}, allow_redirects=False, timeout=5
     )
     assert done.status_code == 303 and done.headers["Location"] == "http://app.test/paused"
-    assert client.v1.subscriptions.retrieve(sub.id).status == "paused"
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "paused"
     assert "customer.subscription.paused" in [event["type"] for event in sb.events]
 
 
@@ -398,18 +404,18 @@ def test_rate_limit_answers_429_with_should_retry() -> None:
         headers, body = limited[0]
         assert body["error"]["code"] == "rate_limit"
         assert headers["Stripe-Should-Retry"] == "true"
-        client = sb.client()
+        stripe_client = sb.client()
         with pytest.raises(stripe.RateLimitError):
             for _ in range(12):
-                client.v1.customers.list()
+                stripe_client.v1.customers.list()
 
 
 def test_the_sdk_retries_a_rate_limited_request() -> None:
     # The SDK retries when Stripe-Should-Retry says so, with max_network_retries.
     with StripeSandbox(rate_limit=2, retry_schedule=FAST_RETRIES) as sb:
-        client = sb.client(max_network_retries=5)
+        stripe_client = sb.client(max_network_retries=5)
         for index in range(8):
-            client.v1.customers.create(params={"name": f"n{index}"})
+            stripe_client.v1.customers.create(params={"name": f"n{index}"})
         assert len(sb.client(max_network_retries=5).v1.customers.list().data) == 8
 
 
