@@ -118,7 +118,17 @@ def settle_open_sessions(billable_key: str, customer_id: str, choice: Choice) ->
         if remote["status"] == "open":
             row.status = _expire(row.stripe_session_id)
     session.commit()
+    if reuse is not None:
+        _require_customer(customer_id)
     return Settled(reuse=reuse, after=after or "")
+
+
+def _require_customer(customer_id: str) -> None:
+    """Raise :class:`StripeNotFound` (``param="customer"``) unless Stripe still has the
+    customer: a session of a deleted customer cannot be paid, so it is not reused."""
+    found = get_state().stripe.retrieve_customer(customer_id)
+    if found.to_dict().get("deleted"):  # a StripeObject has no .get()
+        raise StripeNotFound(f"No such customer: '{customer_id}'", param="customer")
 
 
 def _expire(session_id: str) -> str:
