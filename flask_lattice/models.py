@@ -10,7 +10,7 @@ Amounts are integers in minor units; timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -227,6 +227,20 @@ class CheckoutSession(TimestampedMixin, Base):
     status: Mapped[str] = mapped_column(sa.String(16), default=CheckoutSessionStatus.OPEN)
 
 
+#: The id under which the local sandbox publishes its own clock as a test clock. Unlike a
+#: Stripe test clock it runs; subscriptions the sandbox bills without a test clock of
+#: their own are projected onto it (see :mod:`flask_lattice.webhooks.projection`).
+SANDBOX_CLOCK_ID = "clock_sandbox"
+
+
+def clock_of(test_clock: str | None, api_base: str | None) -> str | None:
+    """The clock a Stripe object lives on: its ``test_clock`` (``clock_…``); against the
+    sandbox (a configured API base) an object without one runs on the sandbox's clock."""
+    if test_clock:
+        return test_clock
+    return SANDBOX_CLOCK_ID if api_base else None
+
+
 class TestClock(Base):
     """A clock that billing time follows: a Stripe test clock (``clock_…``), or the
     sandbox's own clock.
@@ -245,12 +259,6 @@ class TestClock(Base):
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
     runs: Mapped[bool] = mapped_column(default=False)
     deleted: Mapped[bool] = mapped_column(default=False)
-
-    def time_at(self, wall: datetime) -> datetime:
-        """The clock's time when the wall clock shows ``wall`` (aware UTC)."""
-        if self.runs:
-            return self.frozen_time + max(wall - self.observed_at, timedelta(0))
-        return self.frozen_time
 
 
 class Price(Base):

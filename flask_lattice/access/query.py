@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import scoped_session
 
 from ..direct import DirectStatement
-from ..models import Subscription
+from ..models import Subscription, TestClock
 from ..state import get_state
 
 #: Statuses in which Stripe still bills a subscription (and which can give access).
@@ -35,17 +35,33 @@ class SubscriptionState(NamedTuple):
     trial_end: datetime | None = None
     pause_collection_behavior: str | None = None
     pause_resumes_at: datetime | None = None
+    #: The subscription's clock (``lattice_test_clocks``), when it has one: its
+    #: ``frozen_time``, when that was observed, and whether the clock runs on from it.
+    clock_frozen_time: datetime | None = None
+    clock_observed_at: datetime | None = None
+    clock_runs: bool | None = None
 
 
 _TABLE = Subscription.__table__
+_CLOCKS = TestClock.__table__
+_CLOCK_COLUMNS = {
+    "clock_frozen_time": _CLOCKS.c.frozen_time,
+    "clock_observed_at": _CLOCKS.c.observed_at,
+    "clock_runs": _CLOCKS.c.runs,
+}
 
 # Every gated request runs this, so it is a DirectStatement: compiled once per dialect.
 # Matching on billable_key alone is complete: when the projection learns which billable
 # a customer belongs to, it fills in billable_key on that customer's earlier rows.
 _STATES_OF_BILLABLE = DirectStatement(
-    sa.select(*(_TABLE.c[name] for name in SubscriptionState._fields)).where(
-        _TABLE.c.billable_key == sa.bindparam("billable_key")
+    sa.select(
+        *(
+            _CLOCK_COLUMNS[name].label(name) if name in _CLOCK_COLUMNS else _TABLE.c[name]
+            for name in SubscriptionState._fields
+        )
     )
+    .select_from(_TABLE.outerjoin(_CLOCKS, _CLOCKS.c.stripe_clock_id == _TABLE.c.test_clock))
+    .where(_TABLE.c.billable_key == sa.bindparam("billable_key"))
 )
 
 

@@ -27,6 +27,7 @@ from ..plans import Plan
 from ..state import get_state
 from ..stripe_gateway import StripeNotFound
 from .checkout import sellable_plan
+from .clocks import subscription_time
 from .customers import find_customer
 from .facade import SubscriptionsFacade
 from .portal import SubscriptionNotFound, default_subscription, owned_subscription
@@ -194,7 +195,7 @@ def preview_swap(
         raise OperationConflict(f"You are already on the {plan.name} plan, billed per {chosen}.")
     check_downgrade(billable, target.plan, plan)
     behavior = get_state().config.proration_behavior
-    proration_date = _proration_date(target.item)
+    proration_date = _proration_date(target)
     quantity = int(target.item["quantity"] or 1)
     facade = SubscriptionsFacade.for_app()
     invoice = facade.preview_change(
@@ -381,10 +382,13 @@ def _load_preview(token: str) -> dict[str, Any]:
     return shown
 
 
-def _proration_date(item: Any) -> int:
-    """Now, kept inside the item's current period (Stripe refuses dates outside it)."""
+def _proration_date(target: Target) -> int:
+    """Now on the subscription's clock (:func:`~.clocks.subscription_time`), kept inside
+    the item's current period (Stripe refuses dates outside it)."""
+    item = target.item
     start, end = int(item["current_period_start"]), int(item["current_period_end"])
-    return min(max(int(time.time()), start), end - 1)
+    now = int(subscription_time(target.live).timestamp())
+    return min(max(now, start), end - 1)
 
 
 def _line(line: Any) -> PreviewLine:

@@ -45,6 +45,7 @@ from sqlalchemy.orm import scoped_session
 
 from .. import signals
 from ..models import (
+    SANDBOX_CLOCK_ID,
     CheckoutSession,
     CheckoutSessionStatus,
     Customer,
@@ -53,6 +54,7 @@ from ..models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    clock_of,
     from_timestamp,
     insert_ignoring_conflicts,
     utcnow,
@@ -66,9 +68,6 @@ JSON = dict[str, Any]
 #: The customer metadata key that names the billable (set by the spine on create).
 BILLABLE_METADATA_KEY = "lattice_billable"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: The id under which the local sandbox publishes its own clock as a test clock. Unlike a
-#: Stripe test clock it runs: subscriptions without a test clock live in its time.
-SANDBOX_CLOCK_ID = "clock_sandbox"
 #: Statuses after which a subscription no longer bills or gives access.
 ENDED_STATUSES = ("canceled", "incomplete_expired")
 
@@ -395,7 +394,8 @@ class Projector:
         pause = obj.get("pause_collection") or {}
         row.pause_collection_behavior = pause.get("behavior")
         row.pause_resumes_at = at(pause, "resumes_at")
-        row.test_clock = _id_of(obj["test_clock"]) if obj.get("test_clock") else None
+        clock = _id_of(obj["test_clock"]) if obj.get("test_clock") else None
+        row.test_clock = clock_of(clock, self.state.config.stripe_api_base)
         if row.test_clock:
             self.known_clock(row.test_clock)
         row.livemode = bool(obj.get("livemode"))
@@ -526,19 +526,21 @@ class Projector:
         """Keep a test clock's time: its ``frozen_time`` only ever moves forward."""
         clock_id = obj["id"]
         frozen = _timestamps(clock_id)(obj, "frozen_time")
+        # frozen_time is whole seconds: so is the moment it was observed.
+        observed = utcnow().replace(microsecond=0)
         row, _ = self._lock(
             TestClock,
             "stripe_clock_id",
             clock_id,
             {
-                "frozen_time": frozen or utcnow(),
-                "observed_at": utcnow(),
+                "frozen_time": frozen or observed,
+                "observed_at": observed,
                 "runs": clock_id == SANDBOX_CLOCK_ID,
                 "deleted": False,
             },
         )
         if frozen is not None and frozen >= row.frozen_time:
-            row.frozen_time, row.observed_at = frozen, utcnow()
+            row.frozen_time, row.observed_at = frozen, observed
         row.deleted = row.deleted or deleted or bool(obj.get("deleted"))
 
 

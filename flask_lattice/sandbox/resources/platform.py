@@ -7,6 +7,7 @@ import secrets
 from .. import billing
 from ..api import Router
 from ..core import SandboxCore
+from ..events import emit
 from ..ids import new_id
 from ..objects.platform import test_clock, webhook_endpoint
 from ..timeline import run_until
@@ -109,9 +110,23 @@ def create_clock(core: SandboxCore, params: JSON) -> JSON:
     return core.store.put(clock)
 
 
+#: The sandbox's own clock, published as a test clock so that a client sees sandbox time
+#: the way it sees a Stripe test clock's (it is not listed, and cannot be advanced or
+#: deleted through the test clock API: ``/_sandbox/clock/advance`` moves it).
+SANDBOX_CLOCK_ID = "clock_sandbox"
+
+
+def sandbox_clock(core: SandboxCore) -> JSON:
+    """The sandbox's own clock as a ready test clock, frozen at sandbox time now."""
+    now = core.clock.now()
+    return test_clock(SANDBOX_CLOCK_ID, now, frozen_time=now, name="Sandbox clock")
+
+
 @router.route("GET", "/v1/test_helpers/test_clocks/{test_clock}")
 def retrieve_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
-    """Retrieve a test clock."""
+    """Retrieve a test clock (``clock_sandbox`` is the sandbox's own clock)."""
+    if test_clock == SANDBOX_CLOCK_ID:
+        return sandbox_clock(core)
     return core.store.get("test_helpers.test_clock", test_clock, "test_clock")
 
 
@@ -145,6 +160,7 @@ def advance_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
         )
     run_until(core, target, test_clock)
     clock["frozen_time"] = target
+    emit(core, "test_helpers.test_clock.ready", clock, at=target)
     return clock
 
 
