@@ -37,6 +37,8 @@ from .prices import offered_price
 #: How long a swap preview can be confirmed (seconds).
 PREVIEW_MAX_AGE = 30 * 60
 MAX_QUANTITY = 10_000
+#: The last second a timestamp input may name: 9999-12-31T23:59:59Z.
+MAX_TIMESTAMP = 253_402_300_799
 _PREVIEW_SALT = "flask-lattice-swap-preview"
 
 
@@ -412,7 +414,8 @@ def _quantity(value: Any) -> int:
 
 
 def _resumes_at(value: str | None) -> int | None:
-    """A ``resumes_at`` form value (``YYYY-MM-DD`` or a unix time) as a future timestamp."""
+    """A ``resumes_at`` form value (``YYYY-MM-DD`` or a unix time) as a future timestamp,
+    no later than :data:`MAX_TIMESTAMP` (anything else is :class:`OperationRefused`)."""
     if not value:
         return None
     try:
@@ -423,6 +426,8 @@ def _resumes_at(value: str | None) -> int | None:
         )
     except ValueError:
         raise OperationRefused("resumes_at must be a date (YYYY-MM-DD) or a unix time.") from None
+    if when > MAX_TIMESTAMP:
+        raise OperationRefused("resumes_at must be a date before the year 10000.")
     if when <= time.time():
         raise OperationRefused("resumes_at must be in the future.")
     return when
