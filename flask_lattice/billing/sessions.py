@@ -143,6 +143,17 @@ def _expire(session_id: str) -> str:
     return status
 
 
+def recorded_for(session_id: str, billable_key: str) -> bool:
+    """Whether the app recorded the Checkout Session ``session_id`` for ``billable_key``."""
+    found = get_state().db.session.scalar(
+        sa.select(_SESSIONS.c.id).where(
+            _SESSIONS.c.stripe_session_id == session_id,
+            _SESSIONS.c.billable_key == billable_key,
+        )
+    )
+    return found is not None
+
+
 def had_subscription(billable_key: str) -> bool:
     """Whether the billable ever had a subscription (under any of its customers), as the
     local projection or a completed recorded session shows."""

@@ -201,3 +201,12 @@ def test_an_invoice_url_that_is_not_https_is_not_stored(
             sa.select(Invoice.hosted_invoice_url).where(Invoice.stripe_invoice_id == invoice_id)
         )
     assert stored is None
+
+
+def test_the_success_page_of_a_session_merely_naming_bob_is_not_found(
+    app: Flask, sandbox: Any
+) -> None:
+    bob, bob_id = signed_in(app, email="bob@example.com")
+    session_id = _foreign_session(sandbox, f"user:{bob_id}")
+    response = bob.get(f"/billing/success?session_id={session_id}")
+    assert response.status_code == 404
