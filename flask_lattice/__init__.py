@@ -51,12 +51,15 @@ from .errors import (
 )
 from .extension import LatticeBilling
 from .models import (
+    CheckoutSession,
+    CheckoutSessionStatus,
     Customer,
     EventStatus,
     Invoice,
     Price,
     Subscription,
     SubscriptionItem,
+    TestClock,
     WebhookEvent,
 )
 from .plans import Plan, PlanCatalog
@@ -74,6 +77,8 @@ __all__ = [
     "CardDeclined",
     "CatalogProblem",
     "CheckoutRefused",
+    "CheckoutSession",
+    "CheckoutSessionStatus",
     "ConfigurationError",
     "Customer",
     "Denial",
@@ -103,6 +108,7 @@ __all__ = [
     "SubscriptionItem",
     "SubscriptionNotFound",
     "SubscriptionState",
+    "TestClock",
     "UnknownPlanError",
     "WebhookEvent",
     "WebhookRejected",

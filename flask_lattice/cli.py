@@ -132,6 +132,11 @@ def sync(customer_id: str | None) -> None:
         f"synced {report.customers} customer(s) and {report.subscriptions} subscription(s); "
         f"{report.changed} changed"
     )
+    if report.vanished:
+        click.echo(
+            f"{report.vanished} stored customer(s) no longer exist in Stripe: marked deleted, "
+            "their subscriptions ended"
+        )
 
 
 # -- doctor -------------------------------------------------------------------------------
@@ -229,6 +234,27 @@ def _check_workers() -> Check:
     return Check(True, f"{len(found)} worker(s) alive")
 
 
+def _check_vanished_customers() -> Check:
+    from .billing.sync import missing_customer_ids
+
+    try:
+        missing = missing_customer_ids()
+    except StripeAPIError as error:
+        return Check(False, f"could not list customers: {error}", "fix the Stripe check first")
+    except sa.exc.SQLAlchemyError as error:
+        return Check(False, f"cannot read stored customers: {error}", "fix the tables first")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        return Check(
+            False,
+            f"{len(missing)} stored customer(s) do not exist in Stripe ({shown}): deleted, "
+            "or created with other keys",
+            "run `flask lattice sync` to mark them deleted and end their subscriptions; "
+            "checkout replaces them with new customers",
+        )
+    return Check(True, "every stored customer exists in Stripe")
+
+
 CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (
     ("stripe key", _check_stripe),
     ("webhook secret", _check_webhook_secret),
@@ -236,6 +262,7 @@ CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (
     ("redis", _check_redis),
     ("database tables", _check_tables),
     ("workers", _check_workers),
+    ("stored customers", _check_vanished_customers),
 )
 
 

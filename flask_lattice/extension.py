@@ -140,6 +140,18 @@ class LatticeBilling:
         self.hooks.seats_in_use = func
         return func
 
+    def checkout_owner(self, func: F) -> F:
+        """Register the hook that decides who owns the customer of a completed Checkout
+        Session the app did not create (a Payment Link or pricing table).
+
+        It receives the session (a dict, as Stripe sent or returned it) inside the worker
+        job and returns a billable key, or ``None`` to leave the customer unlinked (the
+        default without a hook). A customer the app already records for another billable
+        is never moved: the claim is logged and sent as ``ownership_conflict``.
+        """
+        self.hooks.checkout_owner = func
+        return func
+
     def on_event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
         """Run the decorated function inside the worker job for each event of ``event_type``."""
 

@@ -104,7 +104,8 @@ class EventStatus(StrEnum):
     RECEIVED = "received"
     #: Projected, and the ``@billing.on_event`` handlers ran.
     PROCESSED = "processed"
-    #: Nothing to project and no handler: kept for the record.
+    #: Nothing to project and no handler, or not the app's to apply (another livemode;
+    #: ``last_error`` then says why): kept for the record.
     IGNORED = "ignored"
     #: Every attempt failed; ``last_error`` says why. ``flask lattice replay`` retries it.
     FAILED = "failed"
@@ -147,6 +148,9 @@ class Subscription(TimestampedMixin, WatermarkMixin, Base):
     trial_end: Mapped[datetime | None]
     pause_collection_behavior: Mapped[str | None] = mapped_column(sa.String(32))
     pause_resumes_at: Mapped[datetime | None]
+    #: The Stripe test clock (``clock_…``) the subscription lives on, if any: its billing
+    #: time is that clock's ``frozen_time`` (see :class:`TestClock`).
+    test_clock: Mapped[str | None] = mapped_column(sa.String(255))
     livemode: Mapped[bool] = mapped_column(default=False)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -197,6 +201,64 @@ class Invoice(TimestampedMixin, WatermarkMixin, Base):
     period_start: Mapped[datetime | None]
     period_end: Mapped[datetime | None]
     stripe_created: Mapped[datetime | None]
+
+
+class CheckoutSessionStatus(StrEnum):
+    """A recorded Checkout Session's ``status``, as Stripe reports it."""
+
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+
+
+class CheckoutSession(TimestampedMixin, Base):
+    """A Checkout Session the app created, and for whom: the only sessions whose
+    completion may link a customer to a billable."""
+
+    __tablename__ = "lattice_checkout_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_session_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    billable_key: Mapped[str] = mapped_column(sa.String(255), index=True)
+    stripe_customer_id: Mapped[str] = mapped_column(sa.String(255))
+    plan_key: Mapped[str] = mapped_column(sa.String(64))
+    interval: Mapped[str] = mapped_column(sa.String(16))
+    seats: Mapped[int] = mapped_column(default=1)
+    status: Mapped[str] = mapped_column(sa.String(16), default=CheckoutSessionStatus.OPEN)
+
+
+#: The id under which the local sandbox publishes its own clock as a test clock. Unlike a
+#: Stripe test clock it runs; subscriptions the sandbox bills without a test clock of
+#: their own are projected onto it (see :mod:`flask_lattice.webhooks.projection`).
+SANDBOX_CLOCK_ID = "clock_sandbox"
+
+
+def clock_of(test_clock: str | None, api_base: str | None) -> str | None:
+    """The clock a Stripe object lives on: its ``test_clock`` (``clock_…``); against the
+    sandbox (a configured API base) an object without one runs on the sandbox's clock."""
+    if test_clock:
+        return test_clock
+    return SANDBOX_CLOCK_ID if api_base else None
+
+
+class TestClock(Base):
+    """A clock that billing time follows: a Stripe test clock (``clock_…``), or the
+    sandbox's own clock.
+
+    A test clock is frozen: its time is ``frozen_time`` until it advances. A clock that
+    ``runs`` (the sandbox's own) moves on with the wall clock from ``frozen_time``, as
+    observed at ``observed_at``.
+    """
+
+    __test__ = False  # not a pytest test class
+    __tablename__ = "lattice_test_clocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_clock_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    frozen_time: Mapped[datetime]
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    runs: Mapped[bool] = mapped_column(default=False)
+    deleted: Mapped[bool] = mapped_column(default=False)
 
 
 class Price(Base):

@@ -33,6 +33,16 @@ Sender: the Flask app. Keyword arguments: ``billable_key``, ``subscription_id`` 
 ``trial_end`` (an aware ``datetime`` or None).
 """
 
+ownership_conflict = _signals.signal("lattice.ownership-conflict")
+"""Something claimed a Stripe customer for another billable than the one that owns it in
+``lattice_customers`` (a Checkout Session's ``client_reference_id`` or metadata, or the
+``checkout_owner`` hook). The claim was not applied.
+
+Sender: the Flask app. Keyword arguments: ``customer_id`` (``cus_…``), ``owner`` (the
+billable key on record), ``claimed_by`` (the billable key claimed) and ``source`` (str,
+where the claim came from).
+"""
+
 event_processed = _signals.signal("lattice.event-processed")
 """A stored webhook event finished processing.
 

@@ -307,6 +307,10 @@ class StripeGateway:
         params = {"expand": expand} if expand else None
         return self._call(self.v1.checkout.sessions.retrieve, session_id, params)
 
+    def expire_checkout_session(self, session_id: str) -> Any:
+        """Expire an open Checkout Session (Stripe refuses one that is not ``open``)."""
+        return self._call(self.v1.checkout.sessions.expire, session_id)
+
     def create_portal_session(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
         """Create a customer portal session. Its ``url`` is a bearer credential."""
         options = self._options("portal", params, scope)
@@ -373,6 +377,10 @@ class StripeGateway:
     def retrieve_price(self, price_id: str) -> Any:
         """Retrieve a price with its product."""
         return self._call(self.v1.prices.retrieve, price_id, {"expand": ["product"]})
+
+    def retrieve_test_clock(self, clock_id: str) -> Any:
+        """Retrieve a test clock (``frozen_time`` is its current time)."""
+        return self._call(self.v1.test_helpers.test_clocks.retrieve, clock_id)
 
     def retrieve_event(self, event_id: str) -> Any:
         """Retrieve an event."""

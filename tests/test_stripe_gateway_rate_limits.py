@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_lattice.errors import StripeUnavailable
 
+from flask_lattice.errors import StripeUnavailable
 from flask_lattice.signals import stripe_request
 from flask_lattice.state import get_state
 

@@ -14,18 +14,31 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import scoped_session
 
-from ..models import Invoice, Subscription
+from ..models import Invoice, Subscription, TestClock
 from ..state import get_state
 from .policy import LIVE_STATUSES, SubscriptionState
 
 _TABLE = Subscription.__table__
+_CLOCKS = TestClock.__table__
+_CLOCK_COLUMNS = {
+    "clock_frozen_time": _CLOCKS.c.frozen_time,
+    "clock_observed_at": _CLOCKS.c.observed_at,
+    "clock_runs": _CLOCKS.c.runs,
+}
 
 # Every gated request runs this one statement object, so SQLAlchemy compiles it once per
 # dialect and serves it from its compiled cache afterwards. Matching on billable_key alone
 # is complete: when the projection learns which billable a customer belongs to, it fills
 # in billable_key on that customer's earlier rows.
-_STATES_OF_BILLABLE = sa.select(*(_TABLE.c[name] for name in SubscriptionState._fields)).where(
-    _TABLE.c.billable_key == sa.bindparam("billable_key")
+_STATES_OF_BILLABLE = (
+    sa.select(
+        *(
+            _CLOCK_COLUMNS[name].label(name) if name in _CLOCK_COLUMNS else _TABLE.c[name]
+            for name in SubscriptionState._fields
+        )
+    )
+    .select_from(_TABLE.outerjoin(_CLOCKS, _CLOCKS.c.stripe_clock_id == _TABLE.c.test_clock))
+    .where(_TABLE.c.billable_key == sa.bindparam("billable_key"))
 )
 
 

@@ -33,6 +33,7 @@ from ..plans import Plan
 from ..signing import serializer
 from ..state import get_state
 from .checkout import sellable_plan
+from .clocks import subscription_time
 from .customers import find_customer
 from .facade import SubscriptionsFacade
 from .numbers import whole_number
@@ -42,6 +43,8 @@ from .seats import check_seats, parse_seats, swap_quantity
 
 #: How long a swap or seat preview can be confirmed (seconds).
 PREVIEW_MAX_AGE = 30 * 60
+#: The last second a timestamp input may name: 9999-12-31T23:59:59Z.
+MAX_TIMESTAMP = 253_402_300_799
 _PREVIEW_SALT = "flask-lattice-swap-preview"
 _SEATS_SALT = "flask-lattice-seats-preview"
 
@@ -221,7 +224,7 @@ def preview_swap(
     check_downgrade(billable, target.plan, plan)
     quantity = swap_quantity(billable, target.plan, _quantity_of(target), plan)
     behavior = get_state().config.proration_behavior
-    proration_date = _proration_date(target.item)
+    proration_date = _proration_date(target)
     priced = _price_change(
         target, price.stripe_price_id, price.unit_amount, quantity, behavior, proration_date
     )
@@ -328,7 +331,7 @@ def preview_seats(billable: Billable, subscription_id: str | None, quantity: Any
     target, plan, seats = _seat_change(billable, subscription_id, quantity)
     current = _quantity_of(target)
     behavior = get_state().config.proration_behavior
-    proration_date = _proration_date(target.item)
+    proration_date = _proration_date(target)
     unit_amount = target.item["price"]["unit_amount"]
     priced = _price_change(target, target.price_id, unit_amount, seats, behavior, proration_date)
     token = serializer(_SEATS_SALT, signs="plan and seat previews").dumps(
@@ -530,10 +533,13 @@ def _price_change(
     )
 
 
-def _proration_date(item: Any) -> int:
-    """Now, kept inside the item's current period (Stripe refuses dates outside it)."""
+def _proration_date(target: Target) -> int:
+    """Now on the subscription's clock (:func:`~.clocks.subscription_time`), kept inside
+    the item's current period (Stripe refuses dates outside it)."""
+    item = target.item
     start, end = int(item["current_period_start"]), int(item["current_period_end"])
-    return min(max(int(time.time()), start), end - 1)
+    now = int(subscription_time(target.live).timestamp())
+    return min(max(now, start), end - 1)
 
 
 def _line(line: Any) -> PreviewLine:
@@ -547,11 +553,12 @@ def _line(line: Any) -> PreviewLine:
 
 
 def _resumes_at(value: str | None) -> int | None:
-    """A ``resumes_at`` form value (``YYYY-MM-DD`` or a unix time) as a future timestamp."""
+    """A ``resumes_at`` form value (``YYYY-MM-DD`` or a unix time) as a future timestamp,
+    no later than :data:`MAX_TIMESTAMP` (anything else is :class:`OperationRefused`)."""
     if not value:
         return None
     if value.isascii() and value.isdigit():
-        when = whole_number(value, "resumes_at", low=1, high=2**63 - 1)
+        when = whole_number(value, "resumes_at", low=1, high=MAX_TIMESTAMP)
     else:
         try:
             when = int(datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp())
@@ -559,6 +566,8 @@ def _resumes_at(value: str | None) -> int | None:
             raise OperationRefused(
                 "resumes_at must be a date (YYYY-MM-DD) or a unix time."
             ) from None
+    if when > MAX_TIMESTAMP:
+        raise OperationRefused("resumes_at must be a date before the year 10000.")
     if when <= time.time():
         raise OperationRefused("resumes_at must be in the future.")
     return when

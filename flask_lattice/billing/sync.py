@@ -7,6 +7,10 @@ webhook jobs (:class:`~flask_lattice.webhooks.projection.Projector`), one short 
 object. A row that a webhook job wrote after the sync started is left alone: it holds
 newer state than the list page. Customers are linked to billables through their
 ``lattice_billable`` metadata.
+
+A stored customer that Stripe no longer has (deleted, or an id from another key or a
+restarted sandbox) is healed: its row is marked deleted and its subscriptions end
+locally, as a ``customer.deleted`` webhook would do.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..models import utcnow
+import sqlalchemy as sa
+
+from ..errors import StripeNotFound
+from ..models import Customer, utcnow
 from ..state import get_state
 from ..webhooks.projection import Projector, send_notices
 
@@ -29,6 +36,8 @@ class SyncReport:
     customers: int = 0
     subscriptions: int = 0
     changed: int = 0
+    #: Stored customers that Stripe no longer has, now marked deleted.
+    vanished: int = 0
 
 
 def sync(customer_id: str | None = None) -> SyncReport:
@@ -37,18 +46,32 @@ def sync(customer_id: str | None = None) -> SyncReport:
     report = SyncReport()
     started = utcnow()
     if customer_id is not None:
-        customers: Iterable[Any] = [gateway.retrieve_customer(customer_id)]
+        try:
+            customers: Iterable[Any] = [gateway.retrieve_customer(customer_id)]
+        except StripeNotFound:
+            if customer_id not in stored_customer_ids():
+                raise  # nothing to heal: a typo, or another account's id
+            customers = []
         subscriptions: Iterable[Any] = gateway.list_subscriptions(customer_id)
     else:
         customers = gateway.v1.customers.list({"limit": 100}).auto_paging_iter()
         subscriptions = gateway.v1.subscriptions.list(
             {"status": "all", "limit": 100}
         ).auto_paging_iter()
+    seen: set[str] = set()
     for customer in customers:
         obj = customer.to_dict(for_json=True)
+        if not obj.get("deleted"):
+            seen.add(obj["id"])
         with _transaction(started) as projector:
             projector.customer(obj["id"], obj)
         report.customers += 1
+    stored = [customer_id] if customer_id is not None else stored_customer_ids()
+    for vanished in sorted(set(stored) - seen):
+        with _transaction(started) as projector:
+            projector.customer_gone(vanished)
+        report.vanished += 1
+        report.changed += len(projector.notices)
     for subscription in subscriptions:
         obj = subscription.to_dict(for_json=True)
         with _transaction(started) as projector:
@@ -56,6 +79,23 @@ def sync(customer_id: str | None = None) -> SyncReport:
         report.subscriptions += 1
         report.changed += len(projector.notices)
     return report
+
+
+def stored_customer_ids() -> list[str]:
+    """The ``cus_…`` ids of every stored customer not marked deleted."""
+    session = get_state().db.session
+    ids = session.scalars(
+        sa.select(Customer.stripe_customer_id).where(Customer.deleted.is_(False))
+    ).all()
+    return list(ids)
+
+
+def missing_customer_ids() -> list[str]:
+    """Stored customers (not marked deleted) that Stripe does not list: deleted in Stripe,
+    or unknown to this key. Pages through every customer in Stripe."""
+    listed = get_state().stripe.v1.customers.list({"limit": 100}).auto_paging_iter()
+    present = {customer["id"] for customer in listed}
+    return sorted(set(stored_customer_ids()) - present)
 
 
 @contextmanager

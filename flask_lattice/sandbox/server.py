@@ -22,6 +22,7 @@ from . import api, flows
 from .clock import DAY
 from .core import SMART_RETRY_DAYS, LoggedRequest, SandboxCore, Settings
 from .delivery import DEFAULT_RETRY_SCHEDULE, Delivery, Outbox
+from .events import emit
 from .hosted import hosted
 from .ids import new_id
 from .limits import RateLimiter
@@ -79,6 +80,7 @@ def advance_sandbox(core: SandboxCore, target: int) -> None:
     with core.unit_of_work():
         run_until(core, target, None)
         core.clock.advance_to(target)
+        emit(core, "test_helpers.test_clock.ready", platform.sandbox_clock(core), at=target)
 
 
 def create_app(core: SandboxCore) -> Flask:

@@ -31,6 +31,7 @@ from ..billing.customers import find_customer
 from ..billing.portal import open_portal
 from ..billing.prices import catalog_prices, format_amount, sellable
 from ..billing.seats import checkout_seats
+from ..billing.sessions import recorded_for
 from ..errors import BillingHTTPError, BillingObjectNotFound, StripeNotFound
 from ..plans import Plan
 from ..state import current_billable, get_state
@@ -170,8 +171,10 @@ def success() -> str:
             session = get_state().stripe.retrieve_checkout_session(session_id)
         except StripeNotFound:
             raise BillingObjectNotFound("No such checkout session.") from None
+    # The app's records decide: a session it recorded for the billable, or the billable's
+    # customer. A client_reference_id is whatever the session's creator chose.
     customer = find_customer(billable.key)
-    owned = session["client_reference_id"] == billable.key or (
+    owned = recorded_for(session_id, billable.key) or (
         customer is not None and session["customer"] == customer.stripe_customer_id
     )
     if not owned:

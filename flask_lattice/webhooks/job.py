@@ -94,6 +94,16 @@ def _apply(
         session.commit()
         return status, None, event_type
     event: dict[str, Any] = json.loads(payload)
+    reason = projection.refusal(event)
+    if reason is not None:
+        log.warning("webhook event %s ignored: %s", event_id, reason)
+        session.execute(
+            sa.update(_EVENTS)
+            .where(_EVENTS.c.id == event_id)
+            .values(status=EventStatus.IGNORED, processed_at=utcnow(), last_error=reason)
+        )
+        session.commit()
+        return EventStatus.IGNORED, None, event_type
     projector = projection.project_event(event)
     handlers = get_state().hooks.event_handlers.get(event_type, ())
     for handler in handlers:
