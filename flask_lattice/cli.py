@@ -56,10 +56,17 @@ def worker(burst: bool, name: str | None, job_monitoring_interval: int, simple: 
 def drain() -> None:
     """Enqueue stored webhook events that never reached the queue."""
     try:
-        enqueued = queue.drain()
+        report = queue.drain()
     except RedisError as error:
         raise click.ClickException(f"Redis is not reachable: {error}") from None
-    click.echo(f"enqueued {len(enqueued)} stored event(s)")
+    click.echo(f"enqueued {len(report.enqueued)} stored event(s)")
+    for event_id, reason in report.skipped.items():
+        click.echo(f"skipped {event_id}: {reason}")
+    if report.skipped:
+        raise click.ClickException(
+            f"{len(report.skipped)} event(s) could not be enqueued; the others were. "
+            "The next drain tries them again."
+        )
 
 
 @lattice_cli.command("events")

@@ -72,10 +72,17 @@ MAX_DEPTH = 64
 #: The latest ``created`` accepted: 9999-12-31T23:59:59Z, the last second a datetime holds.
 MAX_CREATED = 253_402_300_799
 
-_columns = cast(sa.Table, WebhookEvent.__table__).c
-_ID_LENGTH: int = _columns.id.type.length
-_TYPE_LENGTH: int = _columns.type.type.length
-_VERSION_LENGTH: int = _columns.api_version.type.length
+
+def _length(column: str) -> int:
+    """The length of one of the inbox's string columns."""
+    length = cast(sa.String, cast(sa.Table, WebhookEvent.__table__).c[column].type).length
+    assert length is not None
+    return length
+
+
+_ID_LENGTH = _length("id")
+_TYPE_LENGTH = _length("type")
+_VERSION_LENGTH = _length("api_version")
 #: A Stripe event id: ``evt_`` and letters, digits or underscores, fitting the id column.
 EVENT_ID = re.compile(rf"evt_[A-Za-z0-9_]{{1,{_ID_LENGTH - 4}}}")
 #: Printable ASCII without spaces: what Stripe's event types and API versions are made of.
