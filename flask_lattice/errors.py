@@ -29,6 +29,12 @@ class StripeGuardError(LatticeError):
     """A Stripe call was refused before anything was sent (proration or pause guard)."""
 
 
+class MalformedEvent(LatticeError):
+    """A stored webhook event is not what its type promises (``data.object`` missing, of
+    the wrong kind, or without a field the projection needs); the message says what, in
+    one line, and becomes the event's ``last_error``."""
+
+
 class BillingHTTPError(HTTPException):
     """Base class for request errors; ``description`` says what was wrong."""
 

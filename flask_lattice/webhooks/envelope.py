@@ -162,13 +162,19 @@ def load_json(payload: bytes | str) -> dict[str, Any]:
     """
     try:
         value = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        if "depth" in str(error):  # orjson stops at 1024 levels, and says so
+            raise _too_deep() from None
         raise Refused(Reason.BODY, "The body is not JSON.") from None
     if not isinstance(value, dict):
         raise Refused(Reason.BODY, "The body is not a Stripe event (not a JSON object).")
     if _deeper_than(value, MAX_DEPTH):
-        raise Refused(Reason.BODY, f"The body nests deeper than {MAX_DEPTH} levels.")
+        raise _too_deep()
     return value
+
+
+def _too_deep() -> Refused:
+    return Refused(Reason.BODY, f"The body nests deeper than {MAX_DEPTH} levels.")
 
 
 def _deeper_than(value: dict[str, Any], limit: int) -> bool:
