@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 #: axe-core for the browser tests' accessibility audit, installed from tests/browser/package.json.
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test lint docs coverage bench clean
+.PHONY: demo test lint docs coverage bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ coverage: $(STAMP)
 bench: $(STAMP)  ## Print the side-by-side benchmark ratios
 	$(BIN)/python -m bench.webhook_ingest
 	$(BIN)/python -m bench.gated_view
+
+fuzz: $(STAMP)  ## Post 100,000 fuzzed deliveries to the webhook route and print the answers by status
+	LATTICE_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/webhooks/test_fuzz.py -k sqlite -q --timeout=0
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules

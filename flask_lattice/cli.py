@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import urlsplit
 
 import click
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from rq import Worker
 from .errors import StripeAPIError
 from .models import Base, EventStatus, WebhookEvent
 from .state import get_state
+from .stripe_gateway import API_VERSION
 from .webhooks import queue
 
 lattice_cli = AppGroup("lattice", help="Flask-Lattice billing commands.")
@@ -56,10 +58,17 @@ def worker(burst: bool, name: str | None, job_monitoring_interval: int, simple: 
 def drain() -> None:
     """Enqueue stored webhook events that never reached the queue."""
     try:
-        enqueued = queue.drain()
+        report = queue.drain()
     except RedisError as error:
         raise click.ClickException(f"Redis is not reachable: {error}") from None
-    click.echo(f"enqueued {len(enqueued)} stored event(s)")
+    click.echo(f"enqueued {len(report.enqueued)} stored event(s)")
+    for event_id, reason in report.skipped.items():
+        click.echo(f"skipped {event_id}: {reason}")
+    if report.skipped:
+        raise click.ClickException(
+            f"{len(report.skipped)} event(s) could not be enqueued; the others were. "
+            "The next drain tries them again."
+        )
 
 
 @lattice_cli.command("events")
@@ -255,9 +264,89 @@ def _check_vanished_customers() -> Check:
     return Check(True, "every stored customer exists in Stripe")
 
 
+def _check_webhook_endpoints() -> Check:
+    """The Stripe endpoints that post to this app: pinned API version, every needed type."""
+    from .webhooks.projection import HANDLERS
+
+    state = get_state()
+    route = f"{state.config.url_prefix}/webhook"
+    try:
+        endpoints = state.stripe.list_webhook_endpoints()
+    except StripeAPIError as error:
+        return Check(
+            False, f"could not list webhook endpoints: {error}", "fix the Stripe check first"
+        )
+    ours = [item for item in endpoints if urlsplit(item["url"] or "").path.endswith(route)]
+    if not ours:
+        return Check(
+            True,
+            f"no webhook endpoint's URL ends with {route} (fine with `stripe listen`)",
+        )
+    needed = set(HANDLERS) | set(state.hooks.event_handlers)
+    lines: list[str] = []
+    problems: list[str] = []
+    for item in ours:
+        enabled = list(item["enabled_events"] or [])
+        lines.append(
+            f"{item['id']} {item['url']} api_version={item['api_version']} "
+            f"enabled_events={','.join(enabled)}"
+        )
+        if item["api_version"] != API_VERSION:
+            version = item["api_version"] or "the account's default"
+            problems.append(
+                f"{item['id']} renders events in {version} API version, not {API_VERSION}"
+            )
+        missing = sorted(needed - set(enabled)) if "*" not in enabled else []
+        if missing:
+            problems.append(f"{item['id']} does not send {', '.join(missing)}")
+        if item["status"] != "enabled":
+            problems.append(f"{item['id']} is {item['status']}")
+    listing = "".join(f"\n       {line}" for line in lines)
+    if problems:
+        return Check(
+            False,
+            "; ".join(problems) + listing,
+            f"an endpoint's API version is fixed when it is created: create one with "
+            f"api_version={API_VERSION} and the missing event types (or '*'), put its "
+            "signing secret in LATTICE_WEBHOOK_SECRETS next to the old one, then delete "
+            "the old endpoint",
+        )
+    return Check(
+        True, f"{len(ours)} endpoint(s) on {API_VERSION} with every needed event" + listing
+    )
+
+
+def _check_rejections() -> Check:
+    """Deliveries refused within the last hour, by reason; signature failures fail."""
+    from .webhooks import rejections
+    from .webhooks.envelope import Reason
+
+    try:
+        counts = rejections.recent()
+    except RedisError as error:
+        return Check(
+            False, f"cannot read the rejection counters: {error}", "fix the Redis check first"
+        )
+    if not counts:
+        return Check(True, "no delivery refused within the last hour")
+    summary = ", ".join(f"{reason}: {count}" for reason, count in counts.items())
+    if Reason.SIGNATURE in counts:
+        return Check(
+            False,
+            f"{counts[Reason.SIGNATURE]} delivery(ies) refused because no signing secret "
+            f"matched, the latest within the last hour (refused by reason: {summary})",
+            "check LATTICE_WEBHOOK_SECRETS: it must hold the signing secret (whsec_…) of "
+            "every endpoint that posts here (Dashboard → Webhooks → the endpoint → Signing "
+            "secret, or the output of `stripe listen`)",
+        )
+    return Check(True, f"refused within the last hour, by reason: {summary}")
+
+
 CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (
     ("stripe key", _check_stripe),
     ("webhook secret", _check_webhook_secret),
+    ("webhook endpoints", _check_webhook_endpoints),
+    ("webhook refusals", _check_rejections),
     ("catalog prices", _check_catalog),
     ("redis", _check_redis),
     ("database tables", _check_tables),

@@ -57,7 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LATTICE_WEBHOOK_TOLERANCE",
         300,
-        "Seconds a webhook signature timestamp may differ from now before it is refused.",
+        "Seconds a webhook signature timestamp may differ from now, earlier or later, "
+        "before the delivery is refused.",
     ),
     Setting(
         "LATTICE_WEBHOOK_MAX_BYTES",
@@ -68,7 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
         "LATTICE_TRUST_WEBHOOK_PAYLOADS",
         False,
         "Project the object inside the event instead of re-fetching it from Stripe. "
-        "Saves a Stripe call per event; ordering then relies on the per-object watermark.",
+        "Saves a Stripe call per event; ordering then relies on the per-object watermark. "
+        "Events rendered in another API version than the pinned one are always re-fetched.",
     ),
     Setting("LATTICE_PLANS", None, "The plan catalog (see :doc:`plans`). Required."),
     Setting("LATTICE_URL_PREFIX", "/billing", "Where the ``lattice`` blueprint is mounted."),

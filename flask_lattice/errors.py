@@ -92,6 +92,12 @@ class InvalidSignature(LatticeError, ValueError):
     """A webhook body's ``Stripe-Signature`` does not verify; the message says why."""
 
 
+class MalformedEvent(LatticeError):
+    """A stored webhook event is not what its type promises (``data.object`` missing, of
+    the wrong kind, or without a field the projection needs); the message says what, in
+    one line, and becomes the event's ``last_error``."""
+
+
 # -- request errors --------------------------------------------------------------------------
 
 

@@ -46,6 +46,9 @@ from .signals import stripe_request
 
 T = TypeVar("T")
 
+#: The Stripe API version every request is pinned to (the SDK's own, ``stripe.api_version``).
+API_VERSION: str = stripe.api_version
+
 PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 
 _PRORATION_CALLS = (
@@ -264,7 +267,7 @@ class StripeGateway:
         return cls(
             stripe.StripeClient(
                 config.stripe_secret_key,
-                stripe_version=stripe.api_version,
+                stripe_version=API_VERSION,
                 base_addresses=base,  # type: ignore[arg-type]
                 max_network_retries=config.stripe_max_network_retries,
                 http_client=transport,
@@ -386,19 +389,31 @@ class StripeGateway:
         """Retrieve an event."""
         return self._call(self.v1.events.retrieve, event_id)
 
+    def list_webhook_endpoints(self) -> list[Any]:
+        """Every webhook endpoint of the account (``url``, ``api_version``, ``enabled_events``,
+        ``status``); ``api_version`` is ``None`` for one on the account's default version."""
+        with translated():
+            page = self.v1.webhook_endpoints.list({"limit": 100})
+            return list(page.auto_paging_iter())
 
-# -- webhook signatures (used by webhooks.py) ------------------------------------------
+
+# -- webhook signatures (used by webhooks/route.py) -------------------------------------
 
 
-def verify_signature(payload: bytes, header: str, secret: str, tolerance: int) -> None:
-    """Verify ``header`` over the raw ``payload`` with the SDK, for one signing secret.
+def verify_signature(payload: bytes, header: str, secret: str) -> None:
+    """Verify the HMAC of ``header`` over the raw ``payload`` with the SDK, for one secret.
 
-    Raises :class:`InvalidSignature` for a malformed header, no matching signature, or a
-    timestamp older than ``tolerance`` seconds.
+    Only the signature is checked here: the route checks the header's syntax and the
+    timestamp's tolerance, in both directions, itself
+    (:mod:`flask_lattice.webhooks.envelope`). Raises :class:`InvalidSignature` when no
+    ``v1`` signature matches, and for anything the SDK cannot compare (it raises
+    ``TypeError`` on non-ASCII signatures, ``UnicodeDecodeError`` on a non-UTF-8 body).
     """
     try:
-        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=None)
     except stripe.SignatureVerificationError as error:
         raise InvalidSignature(str(error.user_message or error)) from None
     except UnicodeDecodeError:
         raise InvalidSignature("the body is not UTF-8") from None
+    except TypeError:
+        raise InvalidSignature("the signatures are not ASCII") from None

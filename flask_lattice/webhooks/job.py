@@ -10,12 +10,14 @@
 3. after the commit, send the signals and ``event_processed``.
 
 A failure rolls everything back, marks the event ``failed`` with the error and re-raises,
-so RQ retries it with backoff; a later success marks it ``processed``.
+so RQ retries it with backoff; a later success marks it ``processed``. An event whose
+object is not what its type promises (:mod:`flask_lattice.webhooks.shapes`) fails the
+same way, with a one-line reason such as ``data.object has no customer`` as its
+``last_error``, and stays ``failed`` once its retries are spent.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from typing import Any, cast
@@ -25,9 +27,10 @@ from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
+from ..errors import MalformedEvent
 from ..models import EventStatus, WebhookEvent, utcnow
 from ..state import get_state
-from . import projection
+from . import envelope, projection, shapes
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,10 @@ def _apply(
     if status in DONE:  # another worker finished it while we waited for the lock
         session.commit()
         return status, None, event_type
-    event: dict[str, Any] = json.loads(payload)
+    try:
+        event = envelope.load_json(payload)
+    except envelope.Refused as refusal:  # stored before the route checked bodies
+        raise MalformedEvent(f"the stored payload is not an event: {refusal}") from None
     reason = projection.refusal(event)
     if reason is not None:
         log.warning("webhook event %s ignored: %s", event_id, reason)
@@ -104,6 +110,7 @@ def _apply(
         )
         session.commit()
         return EventStatus.IGNORED, None, event_type
+    shapes.check(event)
     projector = projection.project_event(event)
     handlers = get_state().hooks.event_handlers.get(event_type, ())
     for handler in handlers:
@@ -119,7 +126,10 @@ def _apply(
 
 
 def _mark_failed(session: scoped_session[Any], event_id: str, error: BaseException) -> str:
-    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
+    if isinstance(error, MalformedEvent):
+        summary = str(error)
+    else:
+        summary = "".join(traceback.format_exception_only(type(error), error)).strip()
     log.warning("webhook event %s failed: %s", event_id, summary)
     session.execute(
         sa.update(_EVENTS)

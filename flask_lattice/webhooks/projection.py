@@ -13,7 +13,7 @@ and follows the same rules:
   fetched after it. Otherwise the object is re-fetched from Stripe, or, with
   ``LATTICE_TRUST_WEBHOOK_PAYLOADS``, taken from the event; a tie with the watermark
   (two events in the same second) is always re-fetched, because only Stripe knows which
-  snapshot is newer.
+  snapshot is newer, and so is an event rendered in another API version than the pinned one.
 * **Idempotent upserts.** Applying the same state twice changes nothing.
 * **Ownership from the app's records.** A subscription or invoice belongs to the billable
   that owns its customer in ``lattice_customers``. A completed Checkout Session links a
@@ -61,6 +61,7 @@ from ..models import (
     utcnow,
 )
 from ..state import LatticeState, get_state
+from ..stripe_gateway import API_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +78,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EventMark:
-    """What orders snapshots: the event's ``created`` time and id."""
+    """What orders snapshots: the event's ``created`` time and id; and the API version
+    its payload was rendered in (``None`` when Stripe sent ``null``)."""
 
     id: str
     created: datetime
+    api_version: str | None = None
 
     @classmethod
     def of(cls, event: Mapping[str, Any]) -> EventMark:
-        """The mark of a Stripe event (a mapping with ``id`` and ``created``)."""
+        """The mark of a Stripe event (a mapping with ``id``, ``created``, ``api_version``)."""
         created = from_timestamp(event["created"])
         assert created is not None
-        return cls(id=event["id"], created=created)
+        return cls(id=event["id"], created=created, api_version=event.get("api_version"))
 
 
 @dataclass
@@ -115,13 +118,20 @@ class Projector:
     # -- deciding ---------------------------------------------------------------------
 
     def decide(self, watermark: datetime | None) -> Decision:
-        """Skip, re-fetch, or use the event's payload, given a row's watermark."""
+        """Skip, re-fetch, or use the event's payload, given a row's watermark.
+
+        A payload is only ever used with ``LATTICE_TRUST_WEBHOOK_PAYLOADS`` and when the
+        event was rendered in the pinned API version: another version's object has
+        another shape (an older one keeps the period on the subscription, not its items).
+        """
         if self.mark is None:
             return "payload"
         if watermark is not None and self.mark.created < watermark:
             return "skip"
-        if self.state.config.trust_webhook_payloads and (
-            watermark is None or self.mark.created > watermark
+        if (
+            self.state.config.trust_webhook_payloads
+            and self.mark.api_version == API_VERSION
+            and (watermark is None or self.mark.created > watermark)
         ):
             return "payload"
         return "fetch"

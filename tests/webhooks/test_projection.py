@@ -13,6 +13,7 @@ from flask import Flask
 
 from flask_lattice import signals
 from flask_lattice.models import Customer
+from flask_lattice.stripe_gateway import API_VERSION
 from tests.helpers.pipeline import JSON, deliver, event_statuses, post_event, signup
 from tests.helpers.support import TEST_WEBHOOK_SECRET, host, run_worker, subscription_row
 
@@ -177,6 +178,7 @@ def _subscription_event(
         "type": "customer.subscription.updated",
         "created": created,
         "livemode": False,
+        "api_version": API_VERSION,
         "data": {
             "object": {
                 "id": subscription_id,
