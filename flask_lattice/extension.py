@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
-from . import cli, config
+from . import cli, config, migrations
 from .access import gates
 from .access.policy import AccessPolicy
 from .billing.facade import SubscriptionsFacade
@@ -74,6 +74,7 @@ class LatticeBilling:
         config.apply_defaults(app.config)
         settings = config.load(app.config, debug=app.debug)
         attach_tables(database.metadata)
+        migrations.install_render_hook(app)
         with app.app_context():
             for engine in database.engines.values():
                 _tune_sqlite(engine)
