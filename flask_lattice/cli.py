@@ -1,8 +1,11 @@
-"""``flask lattice …``: worker, drain, events, replay, sync and doctor."""
+"""``flask lattice …``: worker, drain, events, replay, sync, doctor, catalog push and sandbox."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -14,6 +17,8 @@ from flask.cli import AppGroup
 from redis.exceptions import RedisError
 from rq import Worker
 
+from .billing import catalog_push
+from .billing.catalog_push import CatalogChange
 from .models import Base, EventStatus, WebhookEvent
 from .state import get_state
 from .stripe_gateway import StripeAPIError
@@ -253,3 +258,105 @@ def doctor() -> None:
         click.echo(f"{failed} check(s) failed")
         sys.exit(1)
     click.echo("all checks passed")
+
+
+# -- catalog and sandbox ----------------------------------------------------------------
+
+catalog_cli = AppGroup("catalog", help="Products and prices in Stripe, from LATTICE_PLANS.")
+lattice_cli.add_command(catalog_cli)
+
+
+def _echo_catalog_changes(changes: list[CatalogChange], *, dry_run: bool) -> None:
+    for change in changes:
+        click.echo(f"{'would ' if dry_run else ''}{change}")
+    unmanaged = catalog_push.unmanaged_prices(get_state().config.plans)
+    if unmanaged:
+        click.echo(f"not managed (no amount in LATTICE_PLANS): {', '.join(unmanaged)}", err=True)
+    if not changes:
+        click.echo("the catalog is up to date in Stripe")
+    elif dry_run:
+        click.echo(f"{len(changes)} change(s); run without --dry-run to make them")
+    else:
+        click.echo(f"{len(changes)} change(s) made")
+
+
+@catalog_cli.command("push")
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.option("--live", is_flag=True, help="Allow pushing with a live-mode key.")
+def catalog_push_command(dry_run: bool, live: bool) -> None:
+    """Create or update products and prices from LATTICE_PLANS, by lookup key.
+
+    Prices need an amount in the catalog to be managed. Idempotent: a second push
+    changes nothing. A changed amount makes a new price that takes over the lookup key;
+    the old price is archived and existing subscriptions keep it.
+    """
+    state = get_state()
+    if state.config.is_live and not live:
+        raise click.UsageError(
+            "LATTICE_STRIPE_SECRET_KEY is a live-mode key; pass --live to push to live mode"
+        )
+    try:
+        changes = catalog_push.push(state.stripe, state.config.plans, dry_run=dry_run)
+    except StripeAPIError as error:
+        raise click.ClickException(f"Stripe: {error}") from None
+    _echo_catalog_changes(changes, dry_run=dry_run)
+
+
+def _stable_webhook_secret(instance_path: str) -> str:
+    """The sandbox's signing secret kept in the instance folder (made on first use)."""
+    path = os.path.join(instance_path, "lattice-sandbox-secret")
+    if not os.path.exists(path):
+        os.makedirs(instance_path, exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write("whsec_" + secrets.token_hex(24))
+    with open(path) as handle:
+        return handle.read().strip()
+
+
+@lattice_cli.command("sandbox")
+@click.option("--port", default=12111, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--app-url",
+    default="http://127.0.0.1:5000",
+    show_default=True,
+    help="Where this app serves; events go to its webhook route.",
+)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="whsec_… to sign events with (default: one kept in the instance folder).",
+)
+def sandbox_command(port: int, app_url: str, webhook_secret: str | None) -> None:
+    """Run the local Stripe sandbox for this app until Ctrl-C.
+
+    It forwards every event to this app's webhook route, signed with a secret that stays
+    the same between runs, keeps its state in the instance folder, pushes the catalog,
+    and prints the three settings that point the app at it.
+    """
+    from .sandbox import StripeSandbox
+    from .stripe_gateway import StripeGateway
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state()
+    forward_to = f"{app_url.rstrip('/')}{state.config.url_prefix}/webhook"
+    server = StripeSandbox(
+        port,
+        forward_to=forward_to,
+        persist_path=os.path.join(app.instance_path, "lattice-sandbox.sqlite3"),
+        webhook_secret=webhook_secret or _stable_webhook_secret(app.instance_path),
+    )
+    with server:
+        changes = catalog_push.push(StripeGateway(server.client()), state.config.plans)
+        _echo_catalog_changes(changes, dry_run=False)
+        click.echo(
+            f"\nStripe sandbox on {server.url}, forwarding events to {forward_to}\n"
+            "Point the app at it (then restart the app and its worker):\n\n"
+            f"  export LATTICE_STRIPE_SECRET_KEY={server.api_key}\n"
+            f"  export LATTICE_STRIPE_API_BASE={server.url}\n"
+            f"  export LATTICE_WEBHOOK_SECRETS={server.webhook_secret}\n\n"
+            "Press Ctrl-C to stop."
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("\nstopped")

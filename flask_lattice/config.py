@@ -34,14 +34,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LATTICE_STRIPE_SECRET_KEY",
         None,
-        "Stripe secret key (``sk_test_…``, ``sk_live_…`` or a restricted ``rk_…``). "
-        "Falls back to the ``STRIPE_SECRET_KEY`` environment variable.",
+        "Stripe secret key (``sk_test_…``, ``sk_live_…`` or a restricted ``rk_…``); required. "
+        "Falls back to the ``LATTICE_STRIPE_SECRET_KEY`` environment variable, then "
+        "``STRIPE_SECRET_KEY``.",
     ),
     Setting(
         "LATTICE_STRIPE_API_BASE",
         None,
         "Base URL of the Stripe API. Leave unset for Stripe; set it to a local sandbox URL "
-        "such as ``http://127.0.0.1:12111`` for offline work.",
+        "such as ``http://127.0.0.1:12111`` for offline work. Falls back to the "
+        "``LATTICE_STRIPE_API_BASE`` environment variable.",
     ),
     Setting(
         "LATTICE_STRIPE_MAX_NETWORK_RETRIES",
@@ -52,7 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
         "LATTICE_WEBHOOK_SECRETS",
         None,
         "Webhook signing secret(s) (``whsec_…``): a string or a list, to rotate secrets. "
-        "Falls back to the ``STRIPE_WEBHOOK_SECRET`` environment variable.",
+        "Falls back to the ``LATTICE_WEBHOOK_SECRETS`` environment variable (one secret), "
+        "then ``STRIPE_WEBHOOK_SECRET``.",
     ),
     Setting(
         "LATTICE_WEBHOOK_TOLERANCE",
@@ -184,13 +187,21 @@ def load(config: Mapping[str, Any], *, debug: bool = False) -> LatticeConfig:
     warns for settings that work but are unsafe.
     """
     get = config.get
-    secret_key = get("LATTICE_STRIPE_SECRET_KEY") or os.environ.get("STRIPE_SECRET_KEY")
+    env = os.environ.get
+    secret_key = (
+        get("LATTICE_STRIPE_SECRET_KEY")
+        or env("LATTICE_STRIPE_SECRET_KEY")
+        or env("STRIPE_SECRET_KEY")
+    )
+    api_base = get("LATTICE_STRIPE_API_BASE") or env("LATTICE_STRIPE_API_BASE")
     loaded = LatticeConfig(
         stripe_secret_key=_secret_key(secret_key),
-        stripe_api_base=_optional_url(get("LATTICE_STRIPE_API_BASE"), "LATTICE_STRIPE_API_BASE"),
+        stripe_api_base=_optional_url(api_base, "LATTICE_STRIPE_API_BASE"),
         stripe_max_network_retries=_int(get, "LATTICE_STRIPE_MAX_NETWORK_RETRIES", 0, 10),
         webhook_secrets=_webhook_secrets(
-            get("LATTICE_WEBHOOK_SECRETS") or os.environ.get("STRIPE_WEBHOOK_SECRET")
+            get("LATTICE_WEBHOOK_SECRETS")
+            or env("LATTICE_WEBHOOK_SECRETS")
+            or env("STRIPE_WEBHOOK_SECRET")
         ),
         webhook_tolerance=_int(get, "LATTICE_WEBHOOK_TOLERANCE", 1, 3600),
         webhook_max_bytes=_int(get, "LATTICE_WEBHOOK_MAX_BYTES", 1024, 64 * 1024 * 1024),

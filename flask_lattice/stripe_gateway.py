@@ -400,6 +400,30 @@ class StripeGateway:
             found.extend(self._call(self.v1.prices.list, params)["data"])
         return found
 
+    def list_products(self) -> list[Any]:
+        """Every product, active or archived (all pages)."""
+        with translated():
+            page = self.v1.products.list({"limit": 100})
+            return list(page.auto_paging_iter())
+
+    def create_product(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a product; ``scope`` separates otherwise identical creates."""
+        options = self._options("product", params, scope)
+        return self._call(self.v1.products.create, dict(params), options)
+
+    def update_product(self, product_id: str, params: Mapping[str, Any]) -> Any:
+        """Update a product's name, ``active`` flag or metadata."""
+        return self._call(self.v1.products.update, product_id, dict(params))
+
+    def create_price(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a price; ``scope`` separates otherwise identical creates."""
+        options = self._options("price", params, scope)
+        return self._call(self.v1.prices.create, dict(params), options)
+
+    def update_price(self, price_id: str, params: Mapping[str, Any]) -> Any:
+        """Update a price's ``active`` flag, lookup key or metadata (amounts never change)."""
+        return self._call(self.v1.prices.update, price_id, dict(params))
+
     def retrieve_price(self, price_id: str) -> Any:
         """Retrieve a price with its product."""
         return self._call(self.v1.prices.retrieve, price_id, {"expand": ["product"]})
