@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import cast
 
 import click
@@ -19,7 +20,7 @@ from rq import Worker
 
 from .billing import catalog_push
 from .billing.catalog_push import CatalogChange
-from .models import Base, EventStatus, WebhookEvent
+from .models import Base, EventStatus, WebhookEvent, utcnow
 from .state import get_state
 from .stripe_gateway import StripeAPIError
 from .webhooks import queue
@@ -234,6 +235,124 @@ def _check_workers() -> Check:
     return Check(True, f"{len(found)} worker(s) alive")
 
 
+def _check_worker_heartbeat() -> Check:
+    from .webhooks.worker import HEARTBEAT_GRACE, live_workers
+
+    try:
+        alive = live_workers()
+    except RedisError as error:
+        return Check(False, f"cannot read heartbeats: {error}", "fix the Redis check first")
+    if not alive:
+        limit = get_state().config.drain_interval + HEARTBEAT_GRACE
+        return Check(
+            False,
+            f"no worker has sent a heartbeat in the last {limit:.0f} s",
+            "start `flask lattice worker`, or restart the stuck one",
+        )
+    return Check(True, f"{len(alive)} worker(s) sent a recent heartbeat")
+
+
+def _check_stuck_events() -> Check:
+    from .webhooks.worker import DRAIN_MIN_AGE
+
+    interval = get_state().config.drain_interval
+    cutoff = utcnow() - timedelta(seconds=interval + DRAIN_MIN_AGE)
+    stuck = (
+        sa.select(WebhookEvent.id)
+        .where(WebhookEvent.status == EventStatus.RECEIVED, WebhookEvent.received_at < cutoff)
+        .order_by(WebhookEvent.received_at)
+    )
+    session = get_state().db.session
+    count = session.scalar(sa.select(sa.func.count()).select_from(stuck.subquery())) or 0
+    if count:
+        oldest = session.scalar(stuck.limit(1))
+        return Check(
+            False,
+            f"{count} event(s) still 'received' after more than a drain interval "
+            f"({interval} s); oldest {oldest}",
+            "start a worker (`flask lattice worker`); `flask lattice events --status received` "
+            "lists them",
+        )
+    return Check(True, "no event waits longer than a drain interval")
+
+
+#: At most this many customers are retrieved from Stripe by the doctor (newest first).
+CUSTOMER_CHECK_LIMIT = 100
+
+
+def _check_customers_retrievable() -> Check:
+    from .models import Customer
+    from .stripe_gateway import StripeNotFound
+
+    session = get_state().db.session
+    rows = session.scalars(
+        sa.select(Customer)
+        .where(Customer.deleted.is_(False))
+        .order_by(Customer.updated_at.desc())
+        .limit(CUSTOMER_CHECK_LIMIT)
+    ).all()
+    missing = []
+    for row in rows:
+        try:
+            found = get_state().stripe.retrieve_customer(row.stripe_customer_id)
+        except StripeNotFound:
+            missing.append(row.stripe_customer_id)
+            continue
+        except StripeAPIError as error:
+            return Check(False, f"could not read customers: {error}", "fix the Stripe check first")
+        if "deleted" in found and found["deleted"]:  # noqa: RUF019 - StripeObject has no get
+            missing.append(row.stripe_customer_id)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        return Check(
+            False,
+            f"{len(missing)} of the {len(rows)} newest local customer(s) cannot be retrieved "
+            f"with this key (deleted, or made with another account or mode): {shown}",
+            "check LATTICE_STRIPE_SECRET_KEY; then `flask lattice sync` projects what Stripe has",
+        )
+    return Check(True, f"the {len(rows)} newest local customer(s) exist in Stripe")
+
+
+def _check_duplicate_subscriptions() -> Check:
+    from .access.query import LIVE_STATUSES
+    from .models import Subscription
+
+    duplicated = (
+        get_state()
+        .db.session.execute(
+            sa.select(Subscription.billable_key, sa.func.count())
+            .where(Subscription.status.in_(LIVE_STATUSES), Subscription.billable_key.is_not(None))
+            .group_by(Subscription.billable_key)
+            .having(sa.func.count() > 1)
+        )
+        .all()
+    )
+    if duplicated:
+        shown = ", ".join(f"{key} ({count})" for key, count in duplicated[:5])
+        return Check(
+            False,
+            f"{len(duplicated)} billable(s) with more than one live subscription: {shown}",
+            "cancel the extra subscriptions in Stripe (each is being charged)",
+        )
+    return Check(True, "no billable has more than one live subscription")
+
+
+def _reading_tables(check: Callable[[], Check]) -> Callable[[], Check]:
+    """``check``, or a failure when the lattice tables cannot be read."""
+
+    def run() -> Check:
+        try:
+            return check()
+        except sa.exc.SQLAlchemyError as error:
+            get_state().db.session.rollback()
+            first_line = str(error).splitlines()[0]
+            return Check(
+                False, f"cannot read the tables: {first_line}", "fix the tables check first"
+            )
+
+    return run
+
+
 CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (
     ("stripe key", _check_stripe),
     ("webhook secret", _check_webhook_secret),
@@ -241,6 +360,10 @@ CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (
     ("redis", _check_redis),
     ("database tables", _check_tables),
     ("workers", _check_workers),
+    ("worker heartbeat", _check_worker_heartbeat),
+    ("stuck events", _reading_tables(_check_stuck_events)),
+    ("customers in Stripe", _reading_tables(_check_customers_retrievable)),
+    ("one live subscription per billable", _reading_tables(_check_duplicate_subscriptions)),
 )
 
 

@@ -137,6 +137,12 @@ SETTINGS: tuple[Setting, ...] = (
         3600,
         "How long price amounts read from Stripe are cached locally for the pricing page.",
     ),
+    Setting(
+        "LATTICE_SUCCESS_WAIT_WARNING",
+        30,
+        "Seconds the Checkout success page may wait for its subscription before, with no "
+        "live worker, each poll logs a warning (at most once a minute per process).",
+    ),
 )
 
 SETTING_KEYS = frozenset(setting.key for setting in SETTINGS)
@@ -167,6 +173,7 @@ class LatticeConfig:
     base_template: str
     return_endpoint: str | None
     price_cache_seconds: int
+    success_wait_warning: int
 
     @property
     def is_live(self) -> bool:
@@ -220,6 +227,7 @@ def load(config: Mapping[str, Any], *, debug: bool = False) -> LatticeConfig:
         base_template=_name(get("LATTICE_BASE_TEMPLATE"), "LATTICE_BASE_TEMPLATE"),
         return_endpoint=get("LATTICE_RETURN_ENDPOINT") or None,
         price_cache_seconds=_int(get, "LATTICE_PRICE_CACHE_SECONDS", 0, 7 * 86400),
+        success_wait_warning=_int(get, "LATTICE_SUCCESS_WAIT_WARNING", 1, 86400),
     )
     _warn_unsafe(loaded, config, debug=debug)
     return loaded
