@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import cast
+from datetime import UTC, datetime, timedelta
 
 import click
 import sqlalchemy as sa
@@ -90,54 +90,134 @@ def events(status: str | None, limit: int) -> None:
 
 
 @lattice_cli.command("replay")
-@click.argument("event_id", required=False)
+@click.argument("event_ids", metavar="[EVENT_ID]...", nargs=-1)
 @click.option("--failed", is_flag=True, help="Replay every failed event.")
-def replay(event_id: str | None, failed: bool) -> None:
-    """Process a stored event again (EVENT_ID), or every failed one (--failed)."""
-    if bool(event_id) == failed:
-        raise click.UsageError("give an EVENT_ID or --failed, not both")
-    session = get_state().db.session
-    table = cast(sa.Table, WebhookEvent.__table__)
-    query = sa.select(table.c.id).order_by(table.c.created)
-    query = (
-        query.where(table.c.id == event_id)
-        if event_id
-        else query.where(table.c.status == EventStatus.FAILED)
-    )
-    ids = list(session.scalars(query))
-    if event_id and not ids:
-        raise click.ClickException(f"no stored event {event_id}")
-    session.execute(
-        sa.update(table)
-        .where(table.c.id.in_(ids))
-        .values(status=EventStatus.RECEIVED, attempts=0, last_error=None, processed_at=None)
-    )
-    session.commit()
-    try:
-        for replayed in ids:
-            queue.requeue_event(replayed)
-    except RedisError as error:
-        raise click.ClickException(
-            f"Redis is not reachable ({error}); the events are marked for processing and "
-            "the next drain enqueues them"
-        ) from None
-    click.echo(f"enqueued {len(ids)} event(s) for processing")
+def replay(event_ids: tuple[str, ...], failed: bool) -> None:
+    """Process stored events again, now, in this process, and say what each did.
+
+    Give one or more EVENT_IDs, or --failed for every failed event. Each event is
+    reported as applied (state written), skipped (stale: newer state is already
+    applied), ignored (nothing handles its type) or failed (with the error). Attempts
+    keep counting across replays. Exits 1 when an event failed or is not stored.
+    """
+    from .webhooks.job import replay_event
+
+    if event_ids and failed:
+        raise click.UsageError("give EVENT_IDs or --failed, not both")
+    if not event_ids and not failed:
+        raise click.UsageError(
+            "give the EVENT_ID(s) to replay (see `flask lattice events`), "
+            "or --failed to replay every failed event"
+        )
+    ids = list(event_ids)
+    if failed:
+        ids = list(
+            get_state().db.session.scalars(
+                sa.select(WebhookEvent.id)
+                .where(WebhookEvent.status == EventStatus.FAILED)
+                .order_by(WebhookEvent.created)
+            )
+        )
+        if not ids:
+            click.echo("no failed events")
+            return
+    counts: dict[str, int] = {}
+    for event_id in ids:
+        result = replay_event(event_id)
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        if result.outcome == "missing":
+            click.echo(f"{event_id}  not stored (see `flask lattice events`)")
+            continue
+        line = f"{event_id}  {result.event_type:<40} {result.outcome:<8} attempts={result.attempts}"
+        if result.error:
+            line += f"  error={result.error.splitlines()[-1][:200]}"
+        click.echo(line)
+    click.echo(", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())))
+    if counts.get("failed") or counts.get("missing"):
+        sys.exit(1)
 
 
 @lattice_cli.command("sync")
 @click.option("--customer", "customer_id", default=None, help="Only this customer (cus_…).")
-def sync(customer_id: str | None) -> None:
-    """Project every customer and subscription from Stripe; heals missed webhooks."""
-    from .billing.sync import sync as run_sync
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Only customers and subscriptions created on or after this UTC date or time.",
+)
+def sync(customer_id: str | None, since: datetime | None) -> None:
+    """Project every customer and subscription from Stripe; heals missed webhooks.
 
+    Pages through Stripe's lists as it goes (100 objects a page), projecting each
+    object in its own short transaction, with a progress bar on a terminal.
+    """
+    from .billing.sync import SyncReport, sync_objects
+
+    if customer_id and since:
+        raise click.UsageError("--customer and --since cannot be combined")
+    report = SyncReport()
+    created_since = since.replace(tzinfo=UTC) if since else None
     try:
-        report = run_sync(customer_id)
+        with click.progressbar(
+            sync_objects(report, customer_id, since=created_since),
+            label="syncing from Stripe",
+            show_pos=True,
+            item_show_func=lambda kind: kind,
+        ) as progress:
+            for _ in progress:
+                pass
     except StripeAPIError as error:
-        raise click.ClickException(f"Stripe: {error}") from None
+        raise click.ClickException(
+            f"Stripe: {error} (after {report.customers} customer(s) and "
+            f"{report.subscriptions} subscription(s); run it again to continue)"
+        ) from None
     click.echo(
         f"synced {report.customers} customer(s) and {report.subscriptions} subscription(s); "
         f"{report.changed} changed"
     )
+
+
+#: Stripe retries a delivery for up to three days; pruning younger events could store
+#: a late retry again as new.
+PRUNE_MINIMUM = timedelta(days=3)
+_DURATION = re.compile(r"(\d+)([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def _parse_age(value: str) -> timedelta:
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not an age such as 90d, 36h or 30m")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+@lattice_cli.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    help="Age of the events to delete, such as 90d, 36h or 4320m (at least 3 days).",
+)
+@click.option("--dry-run", is_flag=True, help="Count them; delete nothing.")
+def prune(older_than: str, dry_run: bool) -> None:
+    """Delete processed (and ignored) webhook events processed longer ago than
+    --older-than. Failed and waiting events are always kept."""
+    age = _parse_age(older_than)
+    if age < PRUNE_MINIMUM:
+        raise click.BadParameter(
+            "must be at least 3d: Stripe retries deliveries for up to three days",
+            param_hint="--older-than",
+        )
+    done = (EventStatus.PROCESSED, EventStatus.IGNORED)
+    condition = sa.and_(WebhookEvent.status.in_(done), WebhookEvent.processed_at < utcnow() - age)
+    session = get_state().db.session
+    count = session.scalar(sa.select(sa.func.count()).where(condition)) or 0
+    if dry_run:
+        click.echo(f"would delete {count} event(s) processed more than {older_than} ago")
+        return
+    session.execute(sa.delete(WebhookEvent).where(condition))
+    session.commit()
+    click.echo(f"deleted {count} event(s) processed more than {older_than} ago")
 
 
 # -- doctor -------------------------------------------------------------------------------

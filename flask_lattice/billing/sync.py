@@ -19,6 +19,7 @@ from typing import Any
 
 from ..models import utcnow
 from ..state import get_state
+from ..stripe_gateway import translated
 from ..webhooks.projection import Projector, send_notices
 
 
@@ -31,31 +32,48 @@ class SyncReport:
     changed: int = 0
 
 
-def sync(customer_id: str | None = None) -> SyncReport:
-    """Project every customer and subscription from Stripe (or only ``customer_id``'s)."""
-    gateway = get_state().stripe
+def sync(customer_id: str | None = None, *, since: datetime | None = None) -> SyncReport:
+    """Project every customer and subscription from Stripe (or only ``customer_id``'s,
+    or only those created at or after ``since``, an aware UTC datetime)."""
     report = SyncReport()
-    started = utcnow()
-    if customer_id is not None:
-        customers: Iterable[Any] = [gateway.retrieve_customer(customer_id)]
-        subscriptions: Iterable[Any] = gateway.list_subscriptions(customer_id)
-    else:
-        customers = gateway.v1.customers.list({"limit": 100}).auto_paging_iter()
-        subscriptions = gateway.v1.subscriptions.list(
-            {"status": "all", "limit": 100}
-        ).auto_paging_iter()
-    for customer in customers:
-        obj = customer.to_dict(for_json=True)
-        with _transaction(started) as projector:
-            projector.customer(obj["id"], obj)
-        report.customers += 1
-    for subscription in subscriptions:
-        obj = subscription.to_dict(for_json=True)
-        with _transaction(started) as projector:
-            projector.subscription(obj["id"], obj)
-        report.subscriptions += 1
-        report.changed += len(projector.notices)
+    for _ in sync_objects(report, customer_id, since=since):
+        pass
     return report
+
+
+def sync_objects(
+    report: SyncReport, customer_id: str | None = None, *, since: datetime | None = None
+) -> Iterator[str]:
+    """:func:`sync`, one object at a time: yields ``"customer"`` or ``"subscription"``
+    after projecting each, and counts into ``report``. Stripe's list pages are fetched
+    as the iteration reaches them. Raises ``StripeAPIError`` when a call fails."""
+    gateway = get_state().stripe
+    started = utcnow()
+    customers: Iterable[Any]
+    subscriptions: Iterable[Any]
+    if customer_id is not None:
+        customers = [gateway.retrieve_customer(customer_id)]
+        subscriptions = gateway.list_subscriptions(customer_id)
+    else:
+        created = {"created": {"gte": int(since.timestamp())}} if since else {}
+        customers = gateway.v1.customers.list({"limit": 100, **created}).auto_paging_iter()
+        subscriptions = gateway.v1.subscriptions.list(
+            {"status": "all", "limit": 100, **created}
+        ).auto_paging_iter()
+    with translated():
+        for customer in customers:
+            obj = customer.to_dict(for_json=True)
+            with _transaction(started) as projector:
+                projector.customer(obj["id"], obj)
+            report.customers += 1
+            yield "customer"
+        for subscription in subscriptions:
+            obj = subscription.to_dict(for_json=True)
+            with _transaction(started) as projector:
+                projector.subscription(obj["id"], obj)
+            report.subscriptions += 1
+            report.changed += len(projector.notices)
+            yield "subscription"
 
 
 @contextmanager

@@ -85,6 +85,8 @@ class Projector:
     mark: EventMark | None = None
     not_after: datetime | None = None
     notices: list[Callable[[Flask], None]] = field(default_factory=list)
+    #: Every :meth:`decide` answer so far: all ``"skip"`` means the event was stale.
+    decisions: list[Decision] = field(default_factory=list)
 
     @classmethod
     def for_app(
@@ -98,6 +100,11 @@ class Projector:
 
     def decide(self, watermark: datetime | None) -> Decision:
         """Skip, re-fetch, or use the event's payload, given a row's watermark."""
+        decision = self._decide(watermark)
+        self.decisions.append(decision)
+        return decision
+
+    def _decide(self, watermark: datetime | None) -> Decision:
         if self.mark is None:
             return "payload"
         if watermark is not None and self.mark.created < watermark:
