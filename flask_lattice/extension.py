@@ -26,7 +26,7 @@ from .web import subscription_views, views
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .models import Subscription
+    from .models import Invoice, Subscription
     from .plans import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -123,6 +123,15 @@ class LatticeBilling:
     def subscription(self) -> Subscription | None:
         """The current billable's relevant local subscription row, if any."""
         return gates.subscription()
+
+    def invoices(self, limit: int = 12) -> list[Invoice]:
+        """The current billable's invoices from the local table, newest first; ``[]``
+        when signed out. See :doc:`models` for the attributes."""
+        from .billing.invoices import recent_invoices
+        from .state import current_billable
+
+        billable = current_billable()
+        return [] if billable is None else recent_invoices(billable.key, limit)
 
     @property
     def subscriptions(self) -> SubscriptionsFacade:

@@ -15,11 +15,16 @@ def code_blocks(page: str, language: str = "python") -> list[str]:
     return [body for lang, body in _BLOCK.findall(text) if lang == language]
 
 
+_FILE = re.compile(r"^(?:#|\{#)\s*file:\s*(\S+?)\s*(?:#\})?$")
+
+
 def files(page: str) -> dict[str, str]:
-    """The page's Python blocks that start with ``# file: NAME``: name → source."""
+    """The page's code blocks whose first line names a file (``# file: acme.py`` or
+    ``{# file: templates/layout.html #}``): name → content."""
     found = {}
-    for block in code_blocks(page):
+    for _, block in _BLOCK.findall((DOCS / page).read_text()):
         first, _, rest = block.partition("\n")
-        if first.startswith("# file: "):
-            found[first.removeprefix("# file: ").strip()] = rest
+        match = _FILE.match(first)
+        if match:
+            found[match[1]] = rest
     return found
