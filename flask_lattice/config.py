@@ -239,7 +239,7 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 def _secret_key(value: Any) -> str:
     if not value:
         raise ConfigurationError(
-            "LATTICE_STRIPE_SECRET_KEY is not set: set it (or the STRIPE_SECRET_KEY environment "
+            "LATTICE_STRIPE_SECRET_KEY is not set: set it (or the LATTICE_STRIPE_SECRET_KEY or STRIPE_SECRET_KEY environment "
             "variable) to a Stripe secret key, or to a sandbox key for offline work"
         )
     if not isinstance(value, str) or not value.startswith(("sk_", "rk_")):
