@@ -24,6 +24,7 @@ import ctypes
 import fcntl
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,7 +203,8 @@ def _start(instance_path: str, folder: Path, path: str) -> None:
 
 
 def stop_servers() -> None:
-    """Stop the servers this process started (they save their data first)."""
+    """Stop the servers this process started (they save their data first) and remove
+    their runtime folders; the data files stay in the instance folders."""
     for path, server in list(_started.items()):
         if server.owner_pid != os.getpid():
             continue  # a forked child: the server belongs to the parent
@@ -213,6 +215,8 @@ def stop_servers() -> None:
             server.process.kill()
             server.process.wait()
         del _started[path]
+        # The runtime folder holds only the socket, config, log and lock: nothing to keep.
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 atexit.register(stop_servers)

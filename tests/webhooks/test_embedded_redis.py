@@ -149,6 +149,7 @@ def test_worker_and_web_process_share_one_server_which_stops_with_the_worker(
         stop_group(worker)
     wait_until(lambda: redis_servers(instance) == [], 15, "the server to stop")
     assert (instance / "lattice-redis.db").exists()  # saved on the way out
+    assert not runtime_dir(str(instance)).exists()  # socket, config and log removed
 
 
 def test_server_stops_when_its_starter_is_killed(
