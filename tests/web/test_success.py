@@ -33,7 +33,7 @@ def test_success_page_waits_for_the_webhook_and_changes_nothing(app: Flask, sand
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "Payment received" in page and "confirming your Pro plan" in page
-    assert "fetch(" in page and '"/billing/status.json"' in page  # polls the local projection
+    assert "fetch(" in page and '"/billing/status.json?waiting_since=' in page  # polls locally
     assert '<meta http-equiv="refresh" content="5">' in page  # without JavaScript
     assert f'href="{success_url}"' in page  # and a link to check again
     assert "<script src" not in page and "stylesheet" not in page  # no external assets

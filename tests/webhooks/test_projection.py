@@ -164,8 +164,10 @@ def test_a_failing_handler_marks_the_event_failed_and_replay_recovers_it(
     broken["on"] = False
     result = app.test_cli_runner().invoke(args=["lattice", "replay", "--failed"])
     assert result.exit_code == 0, result.output
-    run_worker(app)
-    assert event_statuses(app)[event_id] == ("processed", 1)
+    assert f"{event_id}  customer.subscription.updated" in result.output
+    assert result.output.splitlines()[-1] == "1 applied"
+    # The replay is one more attempt: the history of the failed ones is kept.
+    assert event_statuses(app)[event_id] == ("processed", attempts + 1)
     assert subscription_row(app, ids["subscription"]).status == "active"
 
 

@@ -1,4 +1,4 @@
-"""Helpers for host apps' own tests: seeding the sandbox catalog and signing webhook bodies.
+"""Seeding a sandbox catalog without a plan catalog, and signing webhook bodies.
 
 Typical use in a host's ``conftest.py``::
 
