@@ -248,7 +248,7 @@ class Check:
 
 def _check_stripe() -> Check:
     try:
-        get_state().stripe.v1.customers.list({"limit": 1})
+        get_state().stripe.check_key()
     except Exception as error:  # any failure means the key cannot be used
         return Check(
             False,

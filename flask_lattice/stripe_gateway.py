@@ -359,15 +359,56 @@ class StripeGateway:
         with translated():
             yield from self.v1.subscriptions.list(params).auto_paging_iter()
 
-    def update_subscription(self, subscription_id: str, params: Mapping[str, Any]) -> Any:
+    def list_subscription_page(self, params: Mapping[str, Any]) -> Any:
+        """One page of ``GET /v1/subscriptions`` with ``params`` (``data``, ``has_more``)."""
+        return self._call(self.v1.subscriptions.list, dict(params))
+
+    def search_subscription_page(self, params: Mapping[str, Any]) -> Any:
+        """One page of ``GET /v1/subscriptions/search`` (eventually consistent)."""
+        return self._call(self.v1.subscriptions.search, dict(params))
+
+    def stream_subscriptions(self, params: Mapping[str, Any], *, search: bool) -> Iterator[Any]:
+        """Every subscription of a list (or, with ``search``, of a search) with ``params``,
+        fetching page after page as the caller iterates; a failed page raises
+        :class:`~flask_lattice.errors.StripeAPIError` from the iteration."""
+        call = self.v1.subscriptions.search if search else self.v1.subscriptions.list
+        with translated():
+            yield from call(dict(params)).auto_paging_iter()
+
+    def list_subscription_items(self, subscription_id: str) -> list[Any]:
+        """Every item of a subscription (a subscription object embeds only the first 10)."""
+        params = {"subscription": subscription_id, "limit": 100}
+        with translated():
+            return list(self.v1.subscription_items.list(params).auto_paging_iter())
+
+    def update_subscription(
+        self,
+        subscription_id: str,
+        params: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Any:
         """Update a subscription (needs ``proration_behavior`` under the guard)."""
-        return self._call(self.v1.subscriptions.update, subscription_id, dict(params))
+        options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        return self._call(self.v1.subscriptions.update, subscription_id, dict(params), options)
 
     def cancel_subscription(
-        self, subscription_id: str, params: Mapping[str, Any] | None = None
+        self,
+        subscription_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> Any:
         """Cancel a subscription now (``DELETE``); use an update for a period-end cancel."""
-        return self._call(self.v1.subscriptions.cancel, subscription_id, dict(params or {}))
+        options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        return self._call(
+            self.v1.subscriptions.cancel, subscription_id, dict(params or {}), options
+        )
+
+    def check_key(self) -> None:
+        """One cheap authenticated read (``GET /v1/customers?limit=1``): raises
+        :class:`~flask_lattice.errors.StripeAPIError` when the key or the API base is wrong."""
+        self._call(self.v1.customers.list, {"limit": 1})
 
     def preview_invoice(self, params: Mapping[str, Any]) -> Any:
         """Preview the next invoice (needs ``proration_behavior`` under the guard)."""
@@ -378,11 +419,6 @@ class StripeGateway:
     def retrieve_invoice(self, invoice_id: str) -> Any:
         """Retrieve an invoice."""
         return self._call(self.v1.invoices.retrieve, invoice_id)
-
-    def list_invoices(self, customer_id: str, *, limit: int = 24) -> list[Any]:
-        """The customer's newest invoices."""
-        page = self._call(self.v1.invoices.list, {"customer": customer_id, "limit": limit})
-        return list(page["data"])
 
     def list_prices(self, *, lookup_keys: list[str]) -> list[Any]:
         """Prices (active or not) holding any of ``lookup_keys``, with their products."""
@@ -427,10 +463,6 @@ class StripeGateway:
     def retrieve_test_clock(self, clock_id: str) -> Any:
         """Retrieve a test clock (``frozen_time`` is its current time)."""
         return self._call(self.v1.test_helpers.test_clocks.retrieve, clock_id)
-
-    def retrieve_event(self, event_id: str) -> Any:
-        """Retrieve an event."""
-        return self._call(self.v1.events.retrieve, event_id)
 
     def list_webhook_endpoints(self) -> list[Any]:
         """Every webhook endpoint of the account (``url``, ``api_version``, ``enabled_events``,

@@ -606,8 +606,8 @@ def _subscription_items(obj: JSON, state: LatticeState) -> list[JSON]:
     items = obj.get("items") or {}
     data: list[JSON] = list(items.get("data") or [])
     if items.get("has_more"):
-        page = state.stripe.v1.subscription_items.list({"subscription": obj["id"], "limit": 100})
-        data = [item.to_dict(for_json=True) for item in page.auto_paging_iter()]
+        listed = state.stripe.list_subscription_items(obj["id"])
+        data = [item.to_dict(for_json=True) for item in listed]
     return data
 
 
