@@ -32,7 +32,7 @@ still read the amount from Stripe's price.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -155,6 +155,24 @@ class PlanCatalog:
         if plan is None and lookup_key:
             plan = self._by_price_ref.get(lookup_key)
         return plan
+
+    def plan_item(self, items: Sequence[Mapping[str, Any]]) -> tuple[Any, Plan | None]:
+        """The subscription item that carries the plan, and its plan.
+
+        ``items`` are Stripe ``subscription_item`` objects, as dicts or ``StripeObject`` s
+        (``item["price"]["id"]`` and ``["lookup_key"]``). The item whose catalog plan ranks highest carries the plan; on
+        a tie, the first such item. With no catalog price, the first item and ``None``;
+        with no items, ``(None, None)``. The projection and the subscription operations both
+        use this one rule.
+        """
+        best: tuple[Any, Plan | None] = (items[0], None) if items else (None, None)
+        for item in items:
+            price = item["price"]
+            lookup_key = price["lookup_key"] if "lookup_key" in price else None
+            plan = self.plan_for_price(price["id"], lookup_key)
+            if plan is not None and (best[1] is None or plan.rank > best[1].rank):
+                best = (item, plan)
+        return best
 
     def admits(self, plan_key: str | None, required: str) -> bool:
         """Whether holding ``plan_key`` satisfies a requirement for plan ``required``."""

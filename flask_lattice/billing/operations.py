@@ -168,19 +168,10 @@ def load_target(billable: Billable, subscription_id: str | None) -> Target:
     if live["status"] not in LIVE_STATUSES:
         raise OperationConflict(f"This subscription is {live['status']} and cannot be changed.")
     catalog = get_state().config.plans
-    items = list(live["items"]["data"])
-    item = next(
-        (
-            entry
-            for entry in items
-            if catalog.plan_for_price(entry["price"]["id"], entry["price"]["lookup_key"])
-        ),
-        items[0],
-    )
+    item, plan = catalog.plan_item(list(live["items"]["data"]))
     row = get_state().db.session.scalar(
         sa.select(Subscription).where(Subscription.stripe_subscription_id == found)
     )
-    plan = catalog.plan_for_price(item["price"]["id"], item["price"]["lookup_key"])
     return Target(subscription_id=found, live=live, item=item, plan=plan, row=row)
 
 

@@ -382,16 +382,8 @@ class Projector:
     def _copy_subscription(self, row: Subscription, obj: JSON) -> None:
         catalog = self.state.config.plans
         items = _subscription_items(obj, self.state)
-        plans = [
-            catalog.plan_for_price(item["price"]["id"], item["price"].get("lookup_key"))
-            for item in items
-        ]
-        # The item whose plan ranks highest decides the plan, quantity and period.
-        main, main_plan = max(
-            zip(items, plans, strict=True),
-            key=lambda pair: pair[1].rank if pair[1] else -1,
-            default=(None, None),
-        )
+        # The item carrying the plan decides the plan, quantity and period.
+        main, main_plan = catalog.plan_item(items)
         row.stripe_customer_id = _id_of(obj["customer"])
         # Only the app's record of the customer says who owns it, never the object's metadata.
         row.billable_key = self.owner_of(row.stripe_customer_id) or row.billable_key
