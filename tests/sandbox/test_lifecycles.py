@@ -87,7 +87,8 @@ def test_renewal_follows_stripes_timeline(
     mark = len(sb.events)
     sb.advance(to=end - 7 * DAY + 10)
     assert types(sb, mark) == ["invoice.upcoming"]
-    upcoming = sb.events[-1]["data"]["object"]
+    upcoming = next(e for e in reversed(sb.events) if e["type"] == "invoice.upcoming")
+    upcoming = upcoming["data"]["object"]
     assert upcoming["billing_reason"] == "upcoming" and upcoming["amount_due"] == 1000
     sb.advance(to=end + 10)
     renewed = stripe_client.v1.subscriptions.retrieve(sub.id)

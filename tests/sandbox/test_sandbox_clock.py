@@ -34,8 +34,10 @@ def test_advancing_a_test_clock_announces_its_new_time(
     mark = len(sb.events)
     target = clock.frozen_time + 86_400
     stripe_client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": target})
-    (ready,) = sb.events[mark:]
-    assert ready["type"] == "test_helpers.test_clock.ready"
+    stripe_client.v1.test_helpers.test_clocks.retrieve(clock.id)  # the advance finishes
+    types = [event["type"] for event in sb.events[mark:]]
+    assert types == ["test_helpers.test_clock.advancing", "test_helpers.test_clock.ready"]
+    ready = sb.events[mark:][-1]
     assert (ready["data"]["object"]["id"], ready["data"]["object"]["frozen_time"]) == (
         clock.id,
         target,
