@@ -168,7 +168,7 @@ class PlanCatalog:
         best: tuple[Any, Plan | None] = (items[0], None) if items else (None, None)
         for item in items:
             price = item["price"]
-            lookup_key = price["lookup_key"] if "lookup_key" in price else None
+            lookup_key = price["lookup_key"] if "lookup_key" in price else None  # noqa: SIM401 - a StripeObject has no .get
             plan = self.plan_for_price(price["id"], lookup_key)
             if plan is not None and (best[1] is None or plan.rank > best[1].rank):
                 best = (item, plan)

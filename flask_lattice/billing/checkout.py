@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..access.policy import LIVE_STATUSES
 from ..access.query import live_subscription
-from ..billable import Billable
+from ..billable import BILLABLE_METADATA_KEY, Billable
 from ..errors import CheckoutRefused, UnknownPlanError
 from ..models import Customer
 from ..plans import Plan
 from ..state import get_state
-from .customers import BILLABLE_METADATA_KEY, with_customer
-from .portal import open_portal
+from .customers import with_customer
+from .portal import live_in_stripe, open_portal
 from .prices import offered_price
 from .sessions import (
     Choice,
@@ -101,8 +100,7 @@ def _start(
     price = offered_price(plan, interval)
     local = live_subscription(billable.key)
     remote = state.stripe.list_subscriptions(customer.stripe_customer_id, status="all")
-    live = local.stripe_subscription_id if local is not None else None
-    live = live or next((sub["id"] for sub in remote if sub["status"] in LIVE_STATUSES), None)
+    live = local.stripe_subscription_id if local is not None else live_in_stripe(remote)
     if live is not None:
         url = open_portal(
             billable, return_url=return_url, flow="subscription_update", subscription_id=live

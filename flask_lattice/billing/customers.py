@@ -16,7 +16,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ..billable import Billable
+from ..billable import BILLABLE_METADATA_KEY, Billable
 from ..errors import StripeNotFound
 from ..models import Customer
 from ..state import get_state
@@ -25,7 +25,6 @@ from ..webhooks.projection import Projector, send_notices
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BILLABLE_METADATA_KEY = "lattice_billable"
 
 log = logging.getLogger(__name__)
 

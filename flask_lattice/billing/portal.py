@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -119,7 +120,14 @@ def default_subscription(billable: Billable, customer: Customer) -> str | None:
 
 def stripe_live_subscription(customer_id: str) -> str | None:
     """A live subscription of the customer according to Stripe (covers unlanded webhooks)."""
-    for remote in get_state().stripe.list_subscriptions(customer_id, status="all"):
+    return live_in_stripe(get_state().stripe.list_subscriptions(customer_id, status="all"))
+
+
+def live_in_stripe(subscriptions: Iterable[Any]) -> str | None:
+    """The id of the first live subscription among Stripe ``subscription`` objects (a status
+    in :data:`~flask_lattice.access.policy.LIVE_STATUSES`), or ``None``: the one rule for
+    "is there a live subscription in Stripe"."""
+    for remote in subscriptions:
         if remote["status"] in LIVE_STATUSES:
             found: str = remote["id"]
             return found

@@ -43,9 +43,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from ..billable import Billable
+from ..billable import BILLABLE_METADATA_KEY, Billable
 from ..billing.catalog_push import push
-from ..billing.customers import BILLABLE_METADATA_KEY, get_or_create_customer
+from ..billing.customers import get_or_create_customer
 from ..billing.prices import offered_price
 from ..models import Subscription, WebhookEvent
 from ..sandbox import StripeSandbox

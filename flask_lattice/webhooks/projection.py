@@ -44,6 +44,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
+from ..billable import BILLABLE_METADATA_KEY
 from ..errors import StripeAPIError, StripeNotFound
 from ..models import (
     SANDBOX_CLOCK_ID,
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 #: The customer metadata key that names the billable (set by the spine on create).
-BILLABLE_METADATA_KEY = "lattice_billable"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses after which a subscription no longer bills or gives access.
 ENDED_STATUSES = ("canceled", "incomplete_expired")
