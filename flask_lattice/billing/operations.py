@@ -219,7 +219,10 @@ def preview_swap(
     priced = _price_change(
         target, price.stripe_price_id, price.unit_amount, quantity, behavior, proration_date
     )
-    token = serializer(_PREVIEW_SALT, signs="plan and seat previews").dumps(
+    token = _sign_preview(
+        _PREVIEW_SALT,
+        proration_date,
+        behavior,
         {
             "sub": target.subscription_id,
             "item": target.item["id"],
@@ -229,10 +232,7 @@ def preview_swap(
             "plan": plan.key,
             "interval": chosen,
             "quantity": quantity,
-            "date": proration_date,
-            "behavior": behavior,
-            "nonce": secrets.token_urlsafe(12),
-        }
+        },
     )
     return SwapPreview(
         subscription_id=target.subscription_id,
@@ -325,17 +325,17 @@ def preview_seats(billable: Billable, subscription_id: str | None, quantity: Any
     proration_date = _proration_date(target)
     unit_amount = target.item["price"]["unit_amount"]
     priced = _price_change(target, target.price_id, unit_amount, seats, behavior, proration_date)
-    token = serializer(_SEATS_SALT, signs="plan and seat previews").dumps(
+    token = _sign_preview(
+        _SEATS_SALT,
+        proration_date,
+        behavior,
         {
             "sub": target.subscription_id,
             "item": target.item["id"],
             "price": target.price_id,
             "from": current,
             "quantity": seats,
-            "date": proration_date,
-            "behavior": behavior,
-            "nonce": secrets.token_urlsafe(12),
-        }
+        },
     )
     return SeatPreview(
         subscription_id=target.subscription_id,
@@ -457,6 +457,14 @@ def unpause(billable: Billable, subscription_id: str | None, token: str | None =
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _sign_preview(salt: str, proration_date: int, behavior: str, shown: dict[str, Any]) -> str:
+    """A signed token for a previewed change: what was shown, the proration date
+    (unix seconds) and behavior it was priced with, and a nonce."""
+    payload = {**shown, "date": proration_date, "behavior": behavior}
+    payload["nonce"] = secrets.token_urlsafe(12)
+    return serializer(salt, signs="plan and seat previews").dumps(payload)
 
 
 def _load_preview(token: str, salt: str) -> dict[str, Any]:
