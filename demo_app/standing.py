@@ -10,9 +10,7 @@ import sqlalchemy as sa
 from flask import g
 from flask_login import current_user
 
-from flask_lattice import projection_revision
-from flask_lattice.billing.checkout import PLAN_METADATA_KEY
-from flask_lattice.models import Price, Subscription, WebhookEvent
+from flask_lattice import CheckoutSession, Price, Subscription, WebhookEvent, projection_revision
 
 from .extensions import billing, db
 
@@ -72,7 +70,8 @@ def trial_applies() -> bool:
 
 def pending_checkout() -> str | None:
     """The plan key of a Checkout Stripe reported complete (``checkout.session.completed``
-    is in the inbox) whose subscription is not projected yet; None otherwise."""
+    is in the inbox, for a session the app recorded for this user) whose subscription is not
+    projected yet; None otherwise."""
     key = billable_key()
     if key is None:
         return None
@@ -85,7 +84,13 @@ def pending_checkout() -> str | None:
     )
     for payload in events:
         session = json.loads(payload)["data"]["object"]
-        if session.get("client_reference_id") != key or session.get("mode") != "subscription":
+        recorded = db.session.scalar(
+            sa.select(CheckoutSession).where(
+                CheckoutSession.stripe_session_id == session.get("id"),
+                CheckoutSession.billable_key == key,
+            )
+        )
+        if recorded is None:
             continue
         subscription_id = session.get("subscription")
         if isinstance(subscription_id, dict):
@@ -95,8 +100,5 @@ def pending_checkout() -> str | None:
                 Subscription.stripe_subscription_id == subscription_id
             )
         )
-        if projected:
-            return None
-        plan = (session.get("metadata") or {}).get(PLAN_METADATA_KEY)
-        return plan if isinstance(plan, str) else ""
+        return None if projected else recorded.plan_key
     return None
