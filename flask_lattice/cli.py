@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 import click
 import sqlalchemy as sa
@@ -18,6 +17,8 @@ from .errors import StripeAPIError
 from .models import Base, EventStatus, WebhookEvent
 from .state import get_state
 from .webhooks import queue
+from .webhooks.replay import replay as replay_events
+from .webhooks.replay import select_for_replay
 
 lattice_cli = AppGroup("lattice", help="Flask-Lattice billing commands.")
 
@@ -90,26 +91,11 @@ def replay(event_id: str | None, failed: bool) -> None:
     """Process a stored event again (EVENT_ID), or every failed one (--failed)."""
     if bool(event_id) == failed:
         raise click.UsageError("give an EVENT_ID or --failed, not both")
-    session = get_state().db.session
-    table = cast(sa.Table, WebhookEvent.__table__)
-    query = sa.select(table.c.id).order_by(table.c.created)
-    query = (
-        query.where(table.c.id == event_id)
-        if event_id
-        else query.where(table.c.status == EventStatus.FAILED)
-    )
-    ids = list(session.scalars(query))
+    ids = select_for_replay(event_id=event_id)
     if event_id and not ids:
         raise click.ClickException(f"no stored event {event_id}")
-    session.execute(
-        sa.update(table)
-        .where(table.c.id.in_(ids))
-        .values(status=EventStatus.RECEIVED, attempts=0, last_error=None, processed_at=None)
-    )
-    session.commit()
     try:
-        for replayed in ids:
-            queue.requeue_event(replayed)
+        replay_events(ids)
     except RedisError as error:
         raise click.ClickException(
             f"Redis is not reachable ({error}); the events are marked for processing and "

@@ -34,6 +34,7 @@ class Hooks:
     access_policy: Callable[..., Any] | None = None
     plan_required_handler: Callable[..., Any] | None = None
     downgrade_guard: Callable[..., Any] | None = None
+    admin_required: Callable[[], bool] | None = None
     event_handlers: dict[str, list[EventHandler]] = field(default_factory=dict)
 
 

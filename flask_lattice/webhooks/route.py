@@ -54,6 +54,20 @@ def receive() -> Response:
     return Response(b"stored\n" if stored else b"duplicate\n", 200, mimetype="text/plain")
 
 
+def store_event(payload: bytes) -> tuple[str, bool]:
+    """Store one event body (already verified, or read from Stripe's API) through the
+    same inbox insert as :func:`receive`, and enqueue it when it is new.
+
+    Returns the event id and whether it was new (False: already stored, nothing changed).
+    Raises :class:`~flask_lattice.errors.WebhookRejected` for a body that is not an event.
+    """
+    row = _event_row(payload)
+    stored = _store(get_state().db.engine, row)
+    if stored:
+        queue.enqueue_soon(row["id"])
+    return row["id"], stored
+
+
 def _read_body(limit: int) -> bytes:
     """The raw body, at most ``limit`` bytes: Flask's per-request ``max_content_length``
     answers 413 for a longer body, announced or streamed (Werkzeug's limited stream)."""
@@ -99,12 +113,16 @@ def _event_row(payload: bytes) -> dict[str, Any]:
     ):
         raise WebhookRejected("The body is not a Stripe event (it needs an id, type and created).")
     api_version = event.get("api_version")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    object_id = obj.get("id") if isinstance(obj, dict) else None
     return {
         "id": event_id,
         "type": event_type[:128],
         "created": from_timestamp(created),
         "livemode": event.get("livemode") is True,
         "api_version": api_version if isinstance(api_version, str) else None,
+        "object_id": object_id[:255] if isinstance(object_id, str) else None,
         "payload": text,
         "received_at": utcnow(),
         "status": EventStatus.RECEIVED,

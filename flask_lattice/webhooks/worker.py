@@ -17,6 +17,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.utils import import_attribute
 
+from .. import revenue
 from ..state import get_state
 from . import queue
 
@@ -45,9 +46,10 @@ class _LatticeMixin:
         return result
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's maintenance (abandoned jobs, the scheduler), then the drain."""
+        """RQ's maintenance (abandoned jobs, the scheduler), the drain, the MRR snapshot."""
         super().run_maintenance_tasks()  # type: ignore[misc]
         self.drain()
+        self.snapshot_revenue()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -63,6 +65,14 @@ class _LatticeMixin:
                 queue.drain(self.app, min_age=DRAIN_MIN_AGE)
         except Exception:
             log.exception("drain failed; the next one retries")
+
+    def snapshot_revenue(self) -> None:
+        """Record today's MRR snapshot once per UTC day; never stops the worker."""
+        try:
+            with self.app.app_context():
+                revenue.take_daily_snapshot(get_state(self.app).db.session)
+        except Exception:
+            log.exception("MRR snapshot failed; the next tick retries")
 
 
 class LatticeWorker(_LatticeMixin, Worker):
