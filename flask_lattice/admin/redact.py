@@ -19,7 +19,8 @@ def redact(value: Any) -> Any:
         return [redact(item) for item in value]
     if not isinstance(value, dict):
         return value
-    bearer = value.get("object") in BEARER_OBJECTS
+    kind = value.get("object")
+    bearer = isinstance(kind, str) and kind in BEARER_OBJECTS
     return {
         key: REDACTED if bearer and key == "url" and item else redact(item)
         for key, item in value.items()

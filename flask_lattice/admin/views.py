@@ -56,9 +56,10 @@ def _page_context() -> dict[str, Any]:
 
 def _next_page_url(cursor: str) -> str:
     """This page's URL with its filters, starting after ``cursor``."""
-    args = {key: value for key, value in request.args.items() if value}
+    args: dict[str, Any] = {**(request.view_args or {})}
+    args.update((key, value) for key, value in request.args.items() if value)
     args["after"] = cursor
-    return url_for(request.endpoint or ".index", **(request.view_args or {}), **args)
+    return url_for(request.endpoint or ".index", **args)
 
 
 # -- helpers ------------------------------------------------------------------------------
