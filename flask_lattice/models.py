@@ -128,6 +128,18 @@ class Subscription(TimestampedMixin, WatermarkMixin, Base):
     """A Stripe subscription as last confirmed by a webhook or a sync."""
 
     __tablename__ = "lattice_subscriptions"
+    __table_args__ = (
+        sa.Index("ix_lattice_subscriptions_status_plan", "status", "plan_key"),
+        sa.Index("ix_lattice_subscriptions_status_trial_end", "status", "trial_end"),
+        sa.Index("ix_lattice_subscriptions_status_period_end", "status", "current_period_end"),
+        sa.Index("ix_lattice_subscriptions_updated", "updated_at"),
+        sa.Index(
+            "ix_lattice_subscriptions_cancel_period_end",
+            "cancel_at_period_end",
+            "current_period_end",
+        ),
+        sa.Index("ix_lattice_subscriptions_cancel_at", "cancel_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
@@ -224,6 +236,7 @@ class WebhookEvent(Base):
     __table_args__ = (
         sa.Index("ix_lattice_webhook_events_status_received", "status", "received_at"),
         sa.Index("ix_lattice_webhook_events_received", "received_at"),
+        sa.Index("ix_lattice_webhook_events_type_received", "type", "received_at"),
         sa.Index("ix_lattice_webhook_events_object_created", "object_id", "created"),
     )
 

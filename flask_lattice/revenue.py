@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
@@ -39,6 +39,9 @@ _MONTHS = {
     "day": Decimal(12) / Decimal(365),
 }
 _POSITIONS = cast(sa.Table, MrrPosition.__table__)
+#: How far before the newest computation a page's refresh looks for changed rows: longer
+#: than any transaction that could still commit an older ``updated_at``.
+RECENT = timedelta(hours=1)
 _BATCH = 500
 
 
@@ -65,9 +68,14 @@ def subscription_mrr(raw: Mapping[str, Any]) -> tuple[str, int]:
     return currency.lower(), int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def refresh_positions(session: Session | scoped_session[Any]) -> int:
+def refresh_positions(session: Session | scoped_session[Any], *, recent_only: bool = False) -> int:
     """Recompute the MRR of every subscription whose row changed since its last
-    computation; commits, and returns how many were recomputed."""
+    computation; commits, and returns how many were recomputed.
+
+    ``recent_only`` looks only at rows updated within :data:`RECENT` of the newest
+    computation (an index range instead of a scan, for pages); the worker's tick looks
+    at every row.
+    """
     subs = cast(sa.Table, Subscription.__table__)
     query = (
         sa.select(subs.c.stripe_subscription_id, subs.c.raw, subs.c.updated_at)
@@ -84,6 +92,10 @@ def refresh_positions(session: Session | scoped_session[Any]) -> int:
             )
         )
     )
+    if recent_only:
+        newest = session.scalar(sa.select(sa.func.max(_POSITIONS.c.source_updated_at)))
+        if newest is not None:
+            query = query.where(subs.c.updated_at > newest - RECENT)
     rows = []
     for sub_id, raw, updated_at in session.execute(query):
         currency, mrr = subscription_mrr(raw or {})

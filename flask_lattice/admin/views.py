@@ -40,6 +40,8 @@ blueprint.before_request(require_operator)
 REPLAY_CAP = 1000
 #: Days the revenue chart covers.
 CHART_DAYS = 90
+#: Days the revenue page's table of daily movements lists.
+TABLE_DAYS = 30
 
 
 @blueprint.context_processor
@@ -309,7 +311,7 @@ def resync(key: str) -> BaseResponse:
 def revenue_view() -> str:
     """MRR per currency now, its daily movements and a 90-day chart."""
     session = get_state().db.session
-    revenue.refresh_positions(session)
+    revenue.refresh_positions(session, recent_only=True)
     current = revenue.current_mrr(session)
     start = utcnow().date() - timedelta(days=CHART_DAYS)
     snapshots = list(
@@ -324,7 +326,11 @@ def revenue_view() -> str:
         by_currency.setdefault(row.currency, []).append(row)
     charts = {currency: chart.mrr_chart(rows) for currency, rows in by_currency.items()}
     return render_template(
-        "lattice/admin/revenue.html", current=current, by_currency=by_currency, charts=charts
+        "lattice/admin/revenue.html",
+        current=current,
+        by_currency=by_currency,
+        charts=charts,
+        table_days=TABLE_DAYS,
     )
 
 

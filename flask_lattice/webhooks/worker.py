@@ -67,10 +67,13 @@ class _LatticeMixin:
             log.exception("drain failed; the next one retries")
 
     def snapshot_revenue(self) -> None:
-        """Record today's MRR snapshot once per UTC day; never stops the worker."""
+        """Bring every subscription's MRR up to date, and record today's MRR snapshot
+        once per UTC day; never stops the worker."""
         try:
             with self.app.app_context():
-                revenue.take_daily_snapshot(get_state(self.app).db.session)
+                session = get_state(self.app).db.session
+                revenue.refresh_positions(session)
+                revenue.take_daily_snapshot(session)
         except Exception:
             log.exception("MRR snapshot failed; the next tick retries")
 
