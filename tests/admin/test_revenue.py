@@ -173,3 +173,19 @@ def test_the_revenue_page_draws_the_snapshots(console: Console) -> None:
     assert page.count('<svg class="lattice-mrr-chart"') == 1
     (points,) = re.findall(r'<polyline[^>]*points="([^"]+)"', page)
     assert len(points.split()) == 3
+
+
+def test_the_workers_maintenance_tick_records_todays_snapshot(console: Console) -> None:
+    from flask_lattice.webhooks.worker import build_worker
+
+    app = console.app
+    _seed(app)
+    worker = build_worker(app, simple=True)
+    worker.snapshot_revenue()
+    worker.snapshot_revenue()  # a second tick the same day adds nothing
+    with app.app_context():
+        rows = host(app).db.session.scalars(sa.select(MrrSnapshot)).all()
+    assert len({row.day for row in rows}) == 1  # one UTC day
+    assert {(row.currency, row.mrr) for row in rows} == {
+        (currency, mrr) for currency, (mrr, _) in HAND_MRR.items()
+    }
