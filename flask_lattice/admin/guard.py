@@ -7,13 +7,16 @@ console's existence is not revealed to non-operators.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from flask import abort, current_app, request
 from flask_login import current_user
+from werkzeug.exceptions import TooManyRequests
 
 from .. import signals
-from ..models import AdminAudit
+from ..models import AdminAudit, utcnow
 from ..state import get_state
 from ..web import csrf
 
@@ -52,3 +55,24 @@ def record(action: str, target: str | None, parameters: dict[str, Any]) -> Admin
         audit_id=row.id,
     )
     return row
+
+
+def throttle(action: str, target: str | None, interval: timedelta) -> None:
+    """Refuse (429) ``action`` on ``target`` when any operator ran it less than
+    ``interval`` ago, by the audit table: console actions that call Stripe stay well under
+    its rate limits, across every web process."""
+    since = utcnow() - interval
+    query = sa.select(AdminAudit.created_at).where(
+        AdminAudit.action == action, AdminAudit.created_at > since
+    )
+    query = query.where(
+        AdminAudit.target == target if target is not None else AdminAudit.target.is_(None)
+    )
+    last = get_state().db.session.scalar(query.order_by(AdminAudit.created_at.desc()).limit(1))
+    if last is not None:
+        wait = max(1, int((last + interval - utcnow()).total_seconds()) + 1)
+        raise TooManyRequests(
+            f"{action} ran less than {int(interval.total_seconds())} seconds ago; "
+            f"try again in {wait} seconds.",
+            retry_after=wait,
+        )

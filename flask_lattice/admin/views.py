@@ -29,7 +29,7 @@ from ..webhooks import queue
 from ..webhooks.recover import recover_undelivered
 from ..webhooks.replay import replay, select_for_replay
 from . import chart, inbox, subscriptions
-from .guard import record, require_operator
+from .guard import record, require_operator, throttle
 from .paging import keyset_page
 from .redact import redact
 
@@ -38,6 +38,9 @@ blueprint.before_request(require_operator)
 
 #: The most events one "replay all failed of a type" may reset.
 REPLAY_CAP = 1000
+#: How often one customer may be resynced, and Stripe's undelivered events listed.
+RESYNC_INTERVAL = timedelta(seconds=10)
+RECOVER_INTERVAL = timedelta(seconds=60)
 #: Days the revenue chart covers.
 CHART_DAYS = 90
 #: Days the revenue page's table of daily movements lists.
@@ -236,7 +239,9 @@ def drain() -> BaseResponse:
 
 @blueprint.post("/recover")
 def recover() -> BaseResponse:
-    """Store the undelivered events of the last 30 days that the inbox lacks."""
+    """Store the undelivered events of the last 30 days that the inbox lacks (at most
+    once a minute: it pages through Stripe's event list)."""
+    throttle("recover", None, RECOVER_INTERVAL)
     try:
         report = recover_undelivered()
     except StripeAPIError as error:
@@ -290,6 +295,7 @@ def resync(key: str) -> BaseResponse:
     if view is None or view.customer is None:
         raise NotFound(f"Billable {key} has no Stripe customer.")
     customer_id = view.customer.stripe_customer_id
+    throttle("resync", customer_id, RESYNC_INTERVAL)
     try:
         report = sync(customer_id)
     except StripeAPIError as error:

@@ -6,6 +6,7 @@ Each goes through the same function as the CLI and leaves an audit row and a sig
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +52,15 @@ def _audit(app: Flask) -> list[tuple[str, str, str | None, dict[str, Any]]]:
     with app.app_context():
         rows = host(app).db.session.scalars(sa.select(AdminAudit).order_by(AdminAudit.id))
         return [(row.actor, row.action, row.target, row.parameters) for row in rows]
+
+
+def _backdate_audit(app: Flask, by: timedelta) -> None:
+    """Move every audit row back in time, as if ``by`` had passed since."""
+    with app.app_context():
+        session = host(app).db.session
+        for row in session.scalars(sa.select(AdminAudit)):
+            row.created_at = row.created_at - by
+        session.commit()
 
 
 def _event_row(app: Flask, event_id: str) -> tuple[str, int, str | None]:
@@ -173,6 +183,9 @@ def test_recover_stores_undelivered_events_once(console: Console, sandbox: Any) 
         assert host(app).db.session.scalar(sa.select(Customer.billable_key)) == "user:a"
         assert host(app).db.session.scalar(sa.select(sa.func.count(Subscription.id))) == 1
     before = event_statuses(app)
+    too_soon = post(console.operator, "/recover")  # it pages through Stripe: once a minute
+    assert too_soon.status_code == 429 and int(too_soon.headers["Retry-After"]) > 0
+    _backdate_audit(app, timedelta(minutes=2))
     assert post(console.operator, "/recover").status_code == 303
     assert event_statuses(app) == before  # nothing added, nothing reset
     first, second = _audit(app)
@@ -199,4 +212,6 @@ def test_a_billable_page_resyncs_its_customer(console: Console, sandbox: Any) ->
         assert host(app).db.session.scalar(sa.select(Subscription.status)) == "active"
     ((_, action, target, parameters),) = _audit(app)
     assert (action, target, parameters["subscriptions"]) == ("resync", ids["customer"], 1)
+    assert post(console.operator, "/billables/user:a/resync").status_code == 429
+    assert len(_audit(app)) == 1
     assert console.operator.get(f"{PREFIX}/billables/user:nobody").status_code == 404
