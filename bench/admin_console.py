@@ -257,6 +257,10 @@ def seed(app: Flask, events: int, subscriptions: int) -> None:
         )
     with app.app_context():
         refresh_positions(app.extensions["lattice"].db.session)
+        engine = app.extensions["sqlalchemy"].engine
+        if engine.dialect.name == "postgresql":  # what autovacuum does on a live database
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(sa.text("VACUUM ANALYZE"))
 
 
 def pages(subscriptions: int) -> dict[str, str]:

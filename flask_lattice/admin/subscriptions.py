@@ -96,7 +96,7 @@ def scheduled_cancels() -> list[Subscription]:
     """Live subscriptions set to end (``cancel_at_period_end`` or ``cancel_at``)."""
     # A union of two index lookups: few rows are set to cancel, whatever the table size.
     scheduled = sa.union(
-        sa.select(Subscription.id).where(Subscription.cancel_at_period_end.is_(True)),
+        sa.select(Subscription.id).where(Subscription.cancel_at_period_end == sa.true()),
         sa.select(Subscription.id).where(Subscription.cancel_at.is_not(None)),
     )
     return list(

@@ -126,7 +126,10 @@ def index() -> str:
         )
     )
     return render_template(
-        "lattice/admin/index.html", counts=inbox.status_counts(), stuck=int(stuck or 0)
+        "lattice/admin/index.html",
+        counts=inbox.status_counts(),
+        cap=inbox.COUNT_CAP,
+        stuck=int(stuck or 0),
     )
 
 
