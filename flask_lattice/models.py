@@ -276,6 +276,7 @@ class MrrPosition(Base):
     """
 
     __tablename__ = "lattice_mrr_positions"
+    __table_args__ = (sa.Index("ix_lattice_mrr_positions_currency_mrr", "currency", "mrr"),)
 
     stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     currency: Mapped[str] = mapped_column(sa.String(3))

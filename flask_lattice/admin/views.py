@@ -44,7 +44,7 @@ RECOVER_INTERVAL = timedelta(seconds=60)
 #: Days the revenue chart covers.
 CHART_DAYS = 90
 #: Days the revenue page's table of daily movements lists.
-TABLE_DAYS = 30
+TABLE_DAYS = 14
 
 
 @blueprint.context_processor
