@@ -103,13 +103,15 @@ def test_an_operator_replays_a_failed_event_from_the_console(
         page.goto("/test-sign-in")
         expect(page.get_by_role("heading", name="Billing console")).to_be_visible()
         page.get_by_role("link", name="Inbox").click()
+        expect(page.locator("table.lattice-events")).to_contain_text(failed_id)
+        shots("inbox", docs="admin-inbox")
         page.get_by_label("Status").select_option("failed")
         page.get_by_role("button", name="Filter").click()
         expect(page).to_have_url(re.compile(r"status=failed"))
         row = page.locator("table.lattice-events tbody tr", has_text=failed_id)
         expect(row).to_contain_text("failed")
         expect(row).to_contain_text("welcome e-mail service refused")
-        shots("inbox-failed", docs="admin-inbox")
+        shots("inbox-failed")
 
         row.get_by_role("link", name=failed_id).click()
         expect(page.locator("#last-error")).to_contain_text(
