@@ -120,6 +120,19 @@ def sync(customer_id: str | None) -> None:
     )
 
 
+@lattice_cli.command("recover")
+def recover() -> None:
+    """Store the events Stripe could not deliver in the last 30 days; running it twice
+    adds nothing."""
+    from .webhooks.recover import recover_undelivered
+
+    try:
+        report = recover_undelivered()
+    except StripeAPIError as error:
+        raise click.ClickException(f"Stripe: {error}") from None
+    click.echo(f"stored {len(report.stored)} of {report.listed} undelivered event(s)")
+
+
 # -- doctor -------------------------------------------------------------------------------
 
 

@@ -215,3 +215,31 @@ def test_a_billable_page_resyncs_its_customer(console: Console, sandbox: Any) ->
     assert post(console.operator, "/billables/user:a/resync").status_code == 429
     assert len(_audit(app)) == 1
     assert console.operator.get(f"{PREFIX}/billables/user:nobody").status_code == 404
+
+
+def _inbox(app: Flask) -> list[tuple[Any, ...]]:
+    with app.app_context():
+        rows = host(app).db.session.scalars(sa.select(WebhookEvent).order_by(WebhookEvent.id))
+        return [
+            (row.id, row.type, row.created, row.object_id, row.payload, row.status, row.attempts)
+            for row in rows
+        ]
+
+
+def test_recover_stores_the_same_rows_as_the_cli(console: Console, sandbox: Any) -> None:
+    app = console.app
+    sandbox.set_forward_to("http://127.0.0.1:9/billing/webhook")
+    signup(sandbox, "user:a")
+    result = app.test_cli_runner().invoke(args=["lattice", "recover"])
+    assert result.exit_code == 0, result.output
+    by_cli = _inbox(app)
+    assert by_cli and f"stored {len(by_cli)} of {len(by_cli)} undelivered" in result.output
+    with app.app_context():
+        queue.flush_enqueued(app)
+        session = host(app).db.session
+        session.execute(sa.delete(WebhookEvent))
+        session.commit()
+    assert post(console.operator, "/recover").status_code == 303
+    assert _inbox(app) == by_cli
+    again = app.test_cli_runner().invoke(args=["lattice", "recover"])
+    assert f"stored 0 of {len(by_cli)} undelivered" in again.output
