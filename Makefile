@@ -36,6 +36,7 @@ coverage: $(STAMP)
 bench: $(STAMP)  ## Print the side-by-side benchmark ratios
 	$(BIN)/python -m bench.webhook_ingest
 	$(BIN)/python -m bench.gated_view
+	$(BIN)/python -m bench.admin_console
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
