@@ -42,6 +42,7 @@ coverage: $(STAMP)
 bench: $(STAMP)  ## Print the side-by-side benchmark ratios
 	$(BIN)/python -m bench.webhook_ingest
 	$(BIN)/python -m bench.gated_view
+	$(BIN)/python -m bench.admin_console
 
 fuzz: $(STAMP)  ## Post 100,000 fuzzed deliveries to the webhook route and print the answers by status
 	LATTICE_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/webhooks/test_fuzz.py -k sqlite -q --timeout=0

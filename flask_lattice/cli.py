@@ -26,6 +26,8 @@ from .models import Base, EventStatus, WebhookEvent, utcnow
 from .state import get_state
 from .stripe_gateway import API_VERSION
 from .webhooks import queue
+from .webhooks.replay import replay as replay_events
+from .webhooks.replay import select_for_replay
 
 lattice_cli = AppGroup("lattice", help="Flask-Lattice billing commands.")
 
@@ -109,8 +111,6 @@ def replay(event_ids: tuple[str, ...], failed: bool) -> None:
     applied), ignored (nothing handles its type) or failed (with the error). Attempts
     keep counting across replays. Exits 1 when an event failed or is not stored.
     """
-    from .webhooks.job import replay_event
-
     if event_ids and failed:
         raise click.UsageError("give EVENT_IDs or --failed, not both")
     if not event_ids and not failed:
@@ -120,19 +120,13 @@ def replay(event_ids: tuple[str, ...], failed: bool) -> None:
         )
     ids = list(event_ids)
     if failed:
-        ids = list(
-            get_state().db.session.scalars(
-                sa.select(WebhookEvent.id)
-                .where(WebhookEvent.status == EventStatus.FAILED)
-                .order_by(WebhookEvent.created)
-            )
-        )
+        ids = select_for_replay()
         if not ids:
             click.echo("no failed events")
             return
     counts: dict[str, int] = {}
-    for event_id in ids:
-        result = replay_event(event_id)
+    for result in replay_events(ids):
+        event_id = result.event_id
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
         if result.outcome == "missing":
             click.echo(f"{event_id}  not stored (see `flask lattice events`)")
@@ -232,6 +226,19 @@ def prune(older_than: str, dry_run: bool) -> None:
     session.execute(sa.delete(WebhookEvent).where(condition))
     session.commit()
     click.echo(f"deleted {count} event(s) processed more than {older_than} ago")
+
+
+@lattice_cli.command("recover")
+def recover() -> None:
+    """Store the events Stripe could not deliver in the last 30 days; running it twice
+    adds nothing."""
+    from .webhooks.recover import recover_undelivered
+
+    try:
+        report = recover_undelivered()
+    except StripeAPIError as error:
+        raise click.ClickException(f"Stripe: {error}") from None
+    click.echo(f"stored {len(report.stored)} of {report.listed} undelivered event(s)")
 
 
 # -- doctor -------------------------------------------------------------------------------

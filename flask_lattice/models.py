@@ -10,7 +10,7 @@ Amounts are integers in minor units; timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -129,6 +129,18 @@ class Subscription(TimestampedMixin, WatermarkMixin, Base):
     """A Stripe subscription as last confirmed by a webhook or a sync."""
 
     __tablename__ = "lattice_subscriptions"
+    __table_args__ = (
+        sa.Index("ix_lattice_subscriptions_status_plan", "status", "plan_key"),
+        sa.Index("ix_lattice_subscriptions_status_trial_end", "status", "trial_end"),
+        sa.Index("ix_lattice_subscriptions_status_period_end", "status", "current_period_end"),
+        sa.Index("ix_lattice_subscriptions_updated", "updated_at"),
+        sa.Index(
+            "ix_lattice_subscriptions_cancel_period_end",
+            "cancel_at_period_end",
+            "current_period_end",
+        ),
+        sa.Index("ix_lattice_subscriptions_cancel_at", "cancel_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
@@ -285,11 +297,16 @@ class WebhookEvent(Base):
     __tablename__ = "lattice_webhook_events"
     __table_args__ = (
         sa.Index("ix_lattice_webhook_events_status_received", "status", "received_at"),
+        sa.Index("ix_lattice_webhook_events_received", "received_at"),
+        sa.Index("ix_lattice_webhook_events_type_received", "type", "received_at"),
+        sa.Index("ix_lattice_webhook_events_object_created", "object_id", "created"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(128), index=True)
     created: Mapped[datetime]
+    #: The id of the Stripe object the event is about (``data.object.id``), if any.
+    object_id: Mapped[str | None] = mapped_column(sa.String(255))
     livemode: Mapped[bool] = mapped_column(default=False)
     api_version: Mapped[str | None] = mapped_column(sa.String(64))
     payload: Mapped[str] = mapped_column(sa.Text)
@@ -298,6 +315,55 @@ class WebhookEvent(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     processed_at: Mapped[datetime | None]
+
+
+class AdminAudit(Base):
+    """One write made from the operations console: who, what, on which object, when."""
+
+    __tablename__ = "lattice_admin_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(sa.String(255))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target: Mapped[str | None] = mapped_column(sa.String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class MrrPosition(Base):
+    """A subscription's monthly recurring revenue, as last computed from its projection.
+
+    ``mrr`` is in minor units of ``currency`` per month (0 once the subscription is not
+    ``active`` or ``past_due``); ``baseline_mrr`` is its value at the last daily snapshot.
+    """
+
+    __tablename__ = "lattice_mrr_positions"
+    __table_args__ = (sa.Index("ix_lattice_mrr_positions_currency_mrr", "currency", "mrr"),)
+
+    stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    mrr: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    baseline_mrr: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    source_updated_at: Mapped[datetime]
+
+
+class MrrSnapshot(Base):
+    """MRR at the start of one UTC day and how it moved since the previous snapshot, per
+    currency (all amounts in minor units per month)."""
+
+    __tablename__ = "lattice_mrr_snapshots"
+    __table_args__ = (sa.UniqueConstraint("day", "currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    mrr: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    new: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    expansion: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    contraction: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    churned: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    subscriptions: Mapped[int] = mapped_column(default=0)
+    taken_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 def attach_tables(metadata: sa.MetaData) -> None:

@@ -57,3 +57,13 @@ Sender: the Flask app. Keyword arguments: ``method``, ``path``, ``status`` (int,
 no answer came), ``duration`` (seconds, float), ``request_id`` and ``idempotency_key``
 (str or None). It never carries the API key, a Checkout or portal URL, or card data.
 """
+
+admin_action = _signals.signal("lattice.admin-action")
+"""An operator changed something from the operations console (after its audit row and
+the change itself were committed).
+
+Sender: the Flask app. Keyword arguments: ``actor`` (str: the operator's billable key or
+user id), ``action`` (str, such as ``replay``, ``replay-failed``, ``drain``, ``recover``,
+``resync``), ``target`` (str or None: an ``evt_…``, event type or ``cus_…`` id),
+``parameters`` (dict) and ``audit_id`` (int: the ``lattice_admin_audit`` row).
+"""

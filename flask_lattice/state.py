@@ -36,6 +36,7 @@ class Hooks:
     downgrade_guard: Callable[..., Any] | None = None
     seats_in_use: Callable[[Billable], int] | None = None
     checkout_owner: Callable[[dict[str, Any]], str | None] | None = None
+    admin_required: Callable[[], bool] | None = None
     event_handlers: dict[str, list[EventHandler]] = field(default_factory=dict)
 
 

@@ -471,6 +471,15 @@ class StripeGateway:
             page = self.v1.webhook_endpoints.list({"limit": 100})
             return list(page.auto_paging_iter())
 
+    def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]:
+        """Every event created at or after ``created_gte`` (unix seconds) that some webhook
+        endpoint has not acknowledged (``GET /v1/events?delivery_success=false``), as plain
+        JSON dicts, newest first. Stripe keeps events for 30 days."""
+        params = {"delivery_success": False, "created": {"gte": created_gte}, "limit": 100}
+        with translated():
+            page = self.v1.events.list(params)
+            return [event.to_dict(for_json=True) for event in page.auto_paging_iter()]
+
 
 # -- webhook signatures (used by webhooks/route.py) -------------------------------------
 

@@ -60,6 +60,23 @@ def receive() -> Response:
     return Response(b"stored\n" if stored else b"duplicate\n", 200, mimetype="text/plain")
 
 
+def store_event(payload: bytes) -> tuple[str, bool]:
+    """Store one event body (already verified, or read from Stripe's API) through the
+    same inbox insert as :func:`receive`, and enqueue it when it is new.
+
+    Returns the event id and whether it was new (False: already stored, nothing changed).
+    Raises :class:`~flask_lattice.errors.WebhookRejected` for a body that is not an event.
+    """
+    try:
+        row = _event_row(payload, envelope.decode_body(payload))
+    except Refused as refusal:
+        raise WebhookRejected(str(refusal)) from None
+    stored = _store(get_state().db.engine, row)
+    if stored:
+        queue.enqueue_soon(row["id"])
+    return row["id"], stored
+
+
 def _read_body(limit: int) -> bytes:
     """The raw body, at most ``limit`` bytes: Flask's per-request ``max_content_length``
     refuses a longer body, announced or streamed (Werkzeug's limited stream)."""
@@ -81,13 +98,23 @@ def _accept(payload: bytes, header: str | None, config: LatticeConfig) -> dict[s
     assert header is not None  # signature_time refuses a missing header
     _verify(payload, header, config.webhook_secrets)
     envelope.check_time(signed_at, time.time(), config.webhook_tolerance)
-    event, _ = envelope.parse_event(payload)
+    return _event_row(payload, text)
+
+
+def _event_row(payload: bytes, text: str) -> dict[str, Any]:
+    """The inbox row of a verified (or API-read) event body and its text; raises
+    :class:`Refused` when the body is not an event as Stripe sends it."""
+    event, parsed = envelope.parse_event(payload)
+    data = parsed.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    object_id = obj.get("id") if isinstance(obj, dict) else None
     return {
         "id": event.id,
         "type": event.type,
         "created": event.created,
         "livemode": event.livemode,
         "api_version": event.api_version,
+        "object_id": object_id[:255] if isinstance(object_id, str) else None,
         "payload": text,
         "received_at": utcnow(),
         "status": EventStatus.RECEIVED,

@@ -18,6 +18,7 @@ from rq.queue import Queue
 from rq.utils import import_attribute
 from rq.worker.base import BaseWorker
 
+from .. import revenue
 from ..models import utcnow
 from ..state import get_state
 from . import queue
@@ -50,9 +51,10 @@ class _LatticeMixin:
         return result
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's maintenance (abandoned jobs, the scheduler), then the drain."""
+        """RQ's maintenance (abandoned jobs, the scheduler), the drain, the MRR snapshot."""
         super().run_maintenance_tasks()  # type: ignore[misc]
         self.drain()
+        self.snapshot_revenue()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -68,6 +70,17 @@ class _LatticeMixin:
                 queue.drain(self.app, min_age=DRAIN_MIN_AGE)
         except Exception:
             log.exception("drain failed; the next one retries")
+
+    def snapshot_revenue(self) -> None:
+        """Bring every subscription's MRR up to date, and record today's MRR snapshot
+        once per UTC day; never stops the worker."""
+        try:
+            with self.app.app_context():
+                session = get_state(self.app).db.session
+                revenue.refresh_positions(session)
+                revenue.take_daily_snapshot(session)
+        except Exception:
+            log.exception("MRR snapshot failed; the next tick retries")
 
 
 class LatticeWorker(_LatticeMixin, Worker):

@@ -22,10 +22,22 @@ router = Router()
 
 @router.route("GET", "/v1/events")
 def list_events(core: SandboxCore, params: JSON) -> JSON:
-    """List events by ``type`` (``*`` wildcards), ``types[]`` and ``created``."""
+    """List events by ``type`` (``*`` wildcards), ``types[]``, ``created`` and
+    ``delivery_success`` (whether every receiver answered 2xx; false includes pending)."""
     wanted = params.get("types") or ([params["type"]] if "type" in params else None)
+    success = params.get("delivery_success")
+    if success not in (None, "true", "false", True, False):
+        raise invalid_param("delivery_success", "must be a boolean")
+    acknowledged: dict[str, set[str]] = {}
+    for delivery in list(core.outbox.log):
+        if delivery.status is not None and 200 <= delivery.status < 300:
+            acknowledged.setdefault(delivery.event_id, set()).add(delivery.url)
 
     def keep(evt: JSON) -> bool:
+        if success is not None:
+            delivered = len(acknowledged.get(evt["id"], ())) >= evt["pending_webhooks"]
+            if delivered != (success in ("true", True)):
+                return False
         if wanted is None:
             return True
         return any(
