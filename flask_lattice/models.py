@@ -315,6 +315,9 @@ class WebhookEvent(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     processed_at: Mapped[datetime | None]
+    #: What processing did: ``applied`` (state written), ``skipped`` (every object it names
+    #: already held newer state) or ``ignored``; ``None`` until processed.
+    outcome: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 class AdminAudit(Base):

@@ -130,6 +130,11 @@ def test_replay_reports_skipped_and_failed_events(app: Flask, sandbox: Any) -> N
     stale = cli.invoke(args=["lattice", "replay", created["id"]])
     assert stale.exit_code == 0, stale.output
     assert "skipped" in stale.output and stale.output.splitlines()[-1] == "1 skipped"
+    with app.app_context():
+        outcome = host(app).db.session.scalar(
+            sa.select(WebhookEvent.outcome).where(WebhookEvent.id == created["id"])
+        )
+    assert outcome == "skipped"  # recorded for the console's timeline
 
     with app.app_context():
         session = host(app).db.session

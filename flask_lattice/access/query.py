@@ -54,6 +54,27 @@ def subscription_states(
     return [SubscriptionState._make(row) for row in rows]
 
 
+def state_of_row(row: Subscription) -> SubscriptionState:
+    """The access columns of a loaded ``lattice_subscriptions`` row, with its clock's (one
+    query for the clock when the row lives on one): the snapshot :func:`subscription_states`
+    would read for it."""
+    clock = None
+    if row.test_clock is not None:
+        clock = get_state().db.session.scalar(
+            sa.select(TestClock).where(TestClock.stripe_clock_id == row.test_clock)
+        )
+    values = {
+        name: getattr(row, name) for name in SubscriptionState._fields if name not in _CLOCK_COLUMNS
+    }
+    if clock is not None:
+        values.update(
+            clock_frozen_time=clock.frozen_time,
+            clock_observed_at=clock.observed_at,
+            clock_runs=clock.runs,
+        )
+    return SubscriptionState(**values)
+
+
 def live_subscription(billable_key: str) -> SubscriptionState | None:
     """The billable's live subscription with the highest-ranked plan (on ties, the one
     recorded last).

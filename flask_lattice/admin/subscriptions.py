@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import defer, raiseload
 
-from ..access.policy import LIVE_STATUSES, AccessPolicy, SubscriptionState
+from ..access.policy import LIVE_STATUSES, AccessPolicy, billing_time
+from ..access.query import state_of_row
 from ..models import Customer, Invoice, Subscription, WebhookEvent
 from ..state import get_state
 from .paging import Page, keyset_page
@@ -84,12 +85,11 @@ def past_due(now: datetime) -> list[PastDue]:
         .order_by(Subscription.current_period_end)
         .limit(SHORT_LIST)
     )
-    return [PastDue(row, policy.deadline(state_of(row), now)) for row in rows]
-
-
-def state_of(row: Subscription) -> SubscriptionState:
-    """The access columns of ``row``."""
-    return SubscriptionState(**{name: getattr(row, name) for name in SubscriptionState._fields})
+    deadlines = []
+    for row in rows:
+        state = state_of_row(row)
+        deadlines.append(PastDue(row, policy.deadline(state, billing_time(state, now))))
+    return deadlines
 
 
 def scheduled_cancels() -> list[Subscription]:

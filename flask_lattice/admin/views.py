@@ -216,7 +216,10 @@ def drain() -> BaseResponse:
     except RedisError as error:
         flash(f"Redis is not reachable: {error}", "error")
         return redirect(url_for(".failed"), 303)
-    record("drain", None, {"count": len(report.enqueued), "skipped": sorted(report.skipped)})
+    parameters: dict[str, Any] = {"count": len(report.enqueued)}
+    if report.skipped:
+        parameters["skipped"] = sorted(report.skipped)
+    record("drain", None, parameters)
     message = f"Enqueued {len(report.enqueued)} stored event(s)."
     if report.skipped:
         message += f" {len(report.skipped)} could not be enqueued; the next drain tries again."

@@ -83,15 +83,18 @@ def replay_event(event_id: str) -> ReplayOutcome:
         sa.select(_EVENTS.c.type, _EVENTS.c.attempts).where(_EVENTS.c.id == event_id)
     ).one()
     session.commit()
-    if status == EventStatus.FAILED:
-        outcome = "failed"
-    elif status == EventStatus.IGNORED:
-        outcome = "ignored"
-    elif projector is not None and projector.decisions and set(projector.decisions) == {"skip"}:
-        outcome = "skipped"
-    else:
-        outcome = "applied"
+    outcome = "failed" if status == EventStatus.FAILED else _outcome(status, projector)
     return ReplayOutcome(event_id, outcome, row.type, row.attempts, error)
+
+
+def _outcome(status: str, projector: projection.Projector | None) -> str:
+    """``ignored``, ``skipped`` (every object the event names held newer state) or
+    ``applied``, for a processed event (``lattice_webhook_events.outcome``)."""
+    if status == EventStatus.IGNORED:
+        return "ignored"
+    if projector is not None and projector.decisions and set(projector.decisions) == {"skip"}:
+        return "skipped"
+    return "applied"
 
 
 def _process(event_id: str) -> tuple[str, projection.Projector | None]:
@@ -161,7 +164,12 @@ def _apply(
         session.execute(
             sa.update(_EVENTS)
             .where(_EVENTS.c.id == event_id)
-            .values(status=EventStatus.IGNORED, processed_at=utcnow(), last_error=reason)
+            .values(
+                status=EventStatus.IGNORED,
+                processed_at=utcnow(),
+                last_error=reason,
+                outcome="ignored",
+            )
         )
         session.commit()
         return EventStatus.IGNORED, None, event_type
@@ -174,7 +182,12 @@ def _apply(
     session.execute(
         sa.update(_EVENTS)
         .where(_EVENTS.c.id == event_id)
-        .values(status=status, processed_at=utcnow(), last_error=None)
+        .values(
+            status=status,
+            processed_at=utcnow(),
+            last_error=None,
+            outcome=_outcome(status, projector),
+        )
     )
     session.commit()
     return status, projector, event_type

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 
 from flask_lattice.models import Subscription, WebhookEvent, utcnow
@@ -109,6 +110,15 @@ def test_the_timeline_lists_an_objects_events_in_watermark_order(console: Consol
     assert page.count("applied: the row's current state") == 1
     assert page.count("newer than the watermark") == 1  # evt_0000
     assert page.count("older than the watermark") == 2  # evt_0009, evt_0006
+    with console.app.app_context():
+        session = host(console.app).db.session
+        session.execute(
+            sa.update(WebhookEvent).where(WebhookEvent.id == "evt_0006").values(outcome="skipped")
+        )
+        session.commit()
+    page = console.operator.get(f"{PREFIX}/objects/sub_0").get_data(as_text=True)
+    assert page.count("skipped: newer state was already projected") == 1  # once recorded
+    assert page.count("older than the watermark") == 1
 
 
 def test_subscription_lists_show_trials_dunning_deadlines_and_cancels(
