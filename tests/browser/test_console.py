@@ -9,7 +9,6 @@ it, the way a host's bug would be fixed and deployed before a replay.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -98,7 +97,7 @@ def test_an_operator_replays_a_failed_event_from_the_console(
     page = context.new_page()
     folder = ARTIFACTS / request.node.name
     folder.mkdir(parents=True, exist_ok=True)
-    shots = Shots(page, folder)
+    shots = Shots(page, folder, base_url, "desktop")
     try:
         page.goto("/test-sign-in")
         expect(page.get_by_role("heading", name="Billing console")).to_be_visible()
@@ -125,12 +124,7 @@ def test_an_operator_replays_a_failed_event_from_the_console(
 
         broken["on"] = False  # the host's fix is deployed
         page.get_by_role("button", name="Replay this event").click()
-        expect(page.get_by_role("status")).to_contain_text("queued for processing")
-        run_worker(app)
-        deadline = time.monotonic() + 30
-        while page.locator("#event-status").inner_text() != "processed":
-            assert time.monotonic() < deadline, "the replayed event never turned processed"
-            page.reload()
+        expect(page.get_by_role("status")).to_contain_text("was replayed: applied")
         expect(page.locator("#event-status")).to_have_text("processed")
         shots("event-processed")
 
