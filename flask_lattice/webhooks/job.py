@@ -11,6 +11,11 @@
 
 A failure rolls everything back, marks the event ``failed`` with the error and re-raises,
 so RQ retries it with backoff; a later success marks it ``processed``.
+
+A Stripe rate limit (429, ``Stripe-Should-Retry: true``, or the read budget exhausted;
+:class:`~flask_lattice.errors.StripeRateLimited`) is not a failure: the attempt is not
+counted, the event stays ``received``, and the job returns an RQ ``Retry`` that
+reschedules it after :data:`RATE_LIMIT_BACKOFF` seconds (growing, then steady).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from rq import Retry
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
+from ..errors import StripeRateLimited
 from ..models import EventStatus, WebhookEvent, utcnow
 from ..state import get_state
 from . import projection
@@ -33,10 +40,15 @@ log = logging.getLogger(__name__)
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 _EVENTS = cast(sa.Table, WebhookEvent.__table__)
+#: Seconds before a rate-limited job runs again (the last one repeats).
+RATE_LIMIT_BACKOFF = (1, 2, 4, 8, 15, 30)
+#: How often one job may be rescheduled for rate limits before it fails for good.
+RATE_LIMIT_RESCHEDULES = 200
 
 
-def process_event(event_id: str) -> str:
-    """Process one stored event; returns its final status (``processed``/``ignored``)."""
+def process_event(event_id: str) -> str | Retry:
+    """Process one stored event; returns its final status (``processed``/``ignored``), or an
+    RQ ``Retry`` when Stripe's rate limit (or the read budget) says to come back later."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     session = get_state().db.session
     status = _count_attempt(session, event_id)
@@ -47,6 +59,11 @@ def process_event(event_id: str) -> str:
         return status
     try:
         status, projector, event_type = _apply(session, event_id)
+    except StripeRateLimited:
+        session.rollback()
+        _uncount_attempt(session, event_id)
+        log.info("webhook event %s hit Stripe's rate limit; rescheduled", event_id)
+        return Retry(max=RATE_LIMIT_RESCHEDULES, interval=list(RATE_LIMIT_BACKOFF))
     except Exception as error:
         session.rollback()
         event_type = _mark_failed(session, event_id, error)
@@ -71,30 +88,40 @@ def _count_attempt(session: scoped_session[Any], event_id: str) -> str | None:
     return status
 
 
-def _lock_event(session: scoped_session[Any], event_id: str) -> tuple[str, str, str]:
-    """Lock the event row for this transaction; returns its status, type and payload."""
+def _uncount_attempt(session: scoped_session[Any], event_id: str) -> None:
+    session.execute(
+        sa.update(_EVENTS)
+        .where(_EVENTS.c.id == event_id, _EVENTS.c.attempts > 0)
+        .values(attempts=_EVENTS.c.attempts - 1)
+    )
+    session.commit()
+
+
+def _lock_event(session: scoped_session[Any], event_id: str) -> sa.Row[Any, Any, Any, Any]:
+    """Lock the event row for this transaction; returns its status, type, payload and
+    ``received_at``."""
     if session.get_bind().dialect.name == "sqlite":
         # A first write takes SQLite's database write lock for the whole transaction.
         session.execute(
             sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(status=_EVENTS.c.status)
         )
-    row = session.execute(
-        sa.select(_EVENTS.c.status, _EVENTS.c.type, _EVENTS.c.payload)
+    return session.execute(
+        sa.select(_EVENTS.c.status, _EVENTS.c.type, _EVENTS.c.payload, _EVENTS.c.received_at)
         .where(_EVENTS.c.id == event_id)
         .with_for_update()
     ).one()
-    return row.status, row.type, row.payload
 
 
 def _apply(
     session: scoped_session[Any], event_id: str
 ) -> tuple[str, projection.Projector | None, str]:
-    status, event_type, payload = _lock_event(session, event_id)
+    locked = _lock_event(session, event_id)
+    status, event_type = locked.status, locked.type
     if status in DONE:  # another worker finished it while we waited for the lock
         session.commit()
         return status, None, event_type
-    event: dict[str, Any] = json.loads(payload)
-    projector = projection.project_event(event)
+    event: dict[str, Any] = json.loads(locked.payload)
+    projector = projection.project_event(event, locked.received_at)
     handlers = get_state().hooks.event_handlers.get(event_type, ())
     for handler in handlers:
         handler(event)

@@ -9,11 +9,13 @@ and follows the same rules:
   write lock. Two workers handling events of one subscription therefore run one after
   the other, and the second one fetches the newer state.
 * **Watermark.** Each row keeps the ``created`` time and id of the newest event applied to
-  it. An event older than the watermark is skipped: the state already projected was
-  fetched after it. Otherwise the object is re-fetched from Stripe, or, with
-  ``LATTICE_TRUST_WEBHOOK_PAYLOADS``, taken from the event; a tie with the watermark
-  (two events in the same second) is always re-fetched, because only Stripe knows which
-  snapshot is newer.
+  it, and when it was last re-fetched. An event older than the watermark is skipped: the
+  state already projected was fetched after it. Otherwise the fetch policy
+  (:mod:`flask_lattice.webhooks.fetch_policy`, ``LATTICE_TRUST_WEBHOOK_PAYLOADS``) decides
+  between the event's snapshot, a re-fetch from Stripe, and only advancing the watermark
+  (the row was re-fetched after the event arrived); a tie with the watermark (two events
+  in the same second) is always re-fetched, because only Stripe knows which snapshot is
+  newer.
 * **Idempotent upserts.** Applying the same state twice changes nothing.
 
 Signals are collected while projecting and sent by the job after the commit.
@@ -25,7 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from blinker import NamedSignal
@@ -45,6 +47,8 @@ from ..models import (
     utcnow,
 )
 from ..state import LatticeState, get_state
+from . import fetch_policy
+from .fetch_policy import Decision, EventFacts, FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +57,20 @@ JSON = dict[str, Any]
 BILLABLE_METADATA_KEY = "lattice_billable"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Decision = Literal["skip", "fetch", "payload"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class EventMark:
-    """What orders snapshots: the event's ``created`` time and id."""
-
-    id: str
-    created: datetime
-
-    @classmethod
-    def of(cls, event: Mapping[str, Any]) -> EventMark:
-        """The mark of a Stripe event (a mapping with ``id`` and ``created``)."""
-        created = from_timestamp(event["created"])
-        assert created is not None
-        return cls(id=event["id"], created=created)
+def event_mark(event: Mapping[str, Any], received_at: datetime | None = None) -> EventFacts:
+    """What orders snapshots and decides fetches: a Stripe event's ``created`` time, id and
+    ``api_version``, and when this app stored it (``received_at``, UTC)."""
+    created = from_timestamp(event["created"])
+    assert created is not None
+    return EventFacts(
+        id=event["id"],
+        created=created,
+        api_version=event.get("api_version"),
+        received_at=received_at,
+    )
 
 
 @dataclass
@@ -82,13 +83,13 @@ class Projector:
 
     state: LatticeState
     session: scoped_session[Any]
-    mark: EventMark | None = None
+    mark: EventFacts | None = None
     not_after: datetime | None = None
     notices: list[Callable[[Flask], None]] = field(default_factory=list)
 
     @classmethod
     def for_app(
-        cls, mark: EventMark | None = None, *, not_after: datetime | None = None
+        cls, mark: EventFacts | None = None, *, not_after: datetime | None = None
     ) -> Projector:
         """A projector on the current app's session."""
         state = get_state()
@@ -96,17 +97,20 @@ class Projector:
 
     # -- deciding ---------------------------------------------------------------------
 
-    def decide(self, watermark: datetime | None) -> Decision:
-        """Skip, re-fetch, or use the event's payload, given a row's watermark."""
-        if self.mark is None:
-            return "payload"
-        if watermark is not None and self.mark.created < watermark:
-            return "skip"
-        if self.state.config.trust_webhook_payloads and (
-            watermark is None or self.mark.created > watermark
-        ):
-            return "payload"
-        return "fetch"
+    def decide(
+        self, row: Customer | Subscription | Invoice | None, payload: JSON | None, kind: str
+    ) -> Decision:
+        """Skip, coalesce, re-fetch, or use the event's ``payload`` (a Stripe ``kind``
+        object) for ``row`` (``None`` when there is none), under the app's fetch policy."""
+        return fetch_policy.decide(
+            FetchPolicy(self.state.config.fetch_policy),
+            self.mark,
+            watermark=row.watermark_created if row is not None else None,
+            fetched_at=row.fetched_at if row is not None else None,
+            payload=payload,
+            kind=kind,
+            pinned_version=self.state.stripe.api_version,
+        )
 
     def _advance(self, row: Customer | Subscription | Invoice) -> None:
         if self.mark is None:
@@ -199,11 +203,14 @@ class Projector:
             .with_for_update()
             .execution_options(populate_existing=True)
         ).one_or_none()
-        decision = self.decide(row.watermark_created if row is not None else None)
+        decision = self.decide(row, payload, "customer")
         if decision == "skip" or (row is not None and self._stale_for_sync(row, False)):
             return
+        if decision == "coalesce" and row is not None:
+            self._advance(row)
+            return
         obj = self._object(
-            decision, payload, lambda: self.state.stripe.retrieve_customer(customer_id)
+            decision, payload, lambda: self.state.stripe.retrieve_customer(customer_id), row
         )
         gone = deleted or bool(obj.get("deleted"))
         if row is None:
@@ -281,17 +288,18 @@ class Projector:
                 "raw": {},
             },
         )
-        decision = self.decide(row.watermark_created)
-        if decision == "skip" or self._stale_for_sync(row, new):
+        decision = self.decide(row, None if refetch else payload, "subscription")
+        if decision in ("skip", "coalesce") or self._stale_for_sync(row, new):
             if billable_key and not row.billable_key:
                 row.billable_key = billable_key
+            if decision == "coalesce":
+                self._advance(row)
             return row
-        if refetch and decision == "payload":
-            decision = "fetch"
         obj = self._object(
             decision,
             payload,
             lambda: self.state.stripe.retrieve_subscription(subscription_id, expand=["customer"]),
+            row,
         )
         old = (None, None) if new else (row.status, row.plan_key)
         self._copy_subscription(row, obj, billable_key)
@@ -370,11 +378,14 @@ class Projector:
                 "total": 0,
             },
         )
-        decision = self.decide(row.watermark_created)
+        decision = self.decide(row, payload, "invoice")
         if decision == "skip" or self._stale_for_sync(row, new):
             return row
+        if decision == "coalesce":
+            self._advance(row)
+            return row
         obj = self._object(
-            decision, payload, lambda: self.state.stripe.retrieve_invoice(invoice_id)
+            decision, payload, lambda: self.state.stripe.retrieve_invoice(invoice_id), row
         )
         row.stripe_customer_id = _id_of(obj["customer"])
         row.stripe_subscription_id = invoice_subscription(obj)
@@ -401,11 +412,21 @@ class Projector:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _object(self, decision: Decision, payload: JSON | None, fetch: Callable[[], Any]) -> JSON:
+    def _object(
+        self,
+        decision: Decision,
+        payload: JSON | None,
+        fetch: Callable[[], Any],
+        row: Customer | Subscription | Invoice | None,
+    ) -> JSON:
         if decision == "payload" and payload is not None:
             return payload
+        started = utcnow()
         try:
-            return dict(fetch().to_dict(for_json=True))
+            obj = dict(fetch().to_dict(for_json=True))
+            if row is not None:
+                row.fetched_at = started
+            return obj
         except StripeNotFound:
             if payload is None:
                 raise
@@ -465,7 +486,7 @@ def _on_checkout_completed(projector: Projector, event: JSON) -> None:
     session = event["data"]["object"]
     if session.get("mode") != "subscription":
         return
-    if projector.decide(None) != "payload":
+    if projector.decide(None, session, "checkout.session") != "payload":
         session = dict(
             projector.state.stripe.retrieve_checkout_session(session["id"]).to_dict(for_json=True)
         )
@@ -579,12 +600,16 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def project_event(event: JSON) -> Projector | None:
-    """Apply one event in the current transaction; ``None`` when no handler knows its type."""
+def project_event(event: JSON, received_at: datetime | None = None) -> Projector | None:
+    """Apply one event in the current transaction; ``None`` when no handler knows its type.
+
+    ``received_at`` is when the app stored the event (UTC): a row re-fetched after then
+    needs no fetch for this event (see :mod:`flask_lattice.webhooks.fetch_policy`).
+    """
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return None
-    projector = Projector.for_app(EventMark.of(event))
+    projector = Projector.for_app(event_mark(event, received_at))
     handler(projector, event)
     return projector
 
