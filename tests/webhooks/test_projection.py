@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -69,7 +70,7 @@ def test_signup_projects_links_and_signals(
         "old_plan": None,
         "new_plan": "pro",
     }
-    assert all(a["new_status"] == b["old_status"] for a, b in zip(changes, changes[1:]))
+    assert all(a["new_status"] == b["old_status"] for a, b in itertools.pairwise(changes))
     processed = received["lattice.event-processed"]
     assert sorted(item["event_id"] for item in processed) == sorted(e["id"] for e in events)
     assert {item["status"] for item in processed} == {"processed", "ignored"}
