@@ -20,6 +20,7 @@ reschedules it after :data:`RATE_LIMIT_BACKOFF` seconds (growing, then steady).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import traceback
@@ -148,3 +149,44 @@ def _mark_failed(session: scoped_session[Any], event_id: str, error: BaseExcepti
     )
     session.commit()
     return event_type
+
+
+#: The synthetic objects :func:`warm_up` projects (ids no Stripe object can have).
+_WARM_UP_OBJECTS: tuple[dict[str, Any], ...] = (
+    {"id": "cus_lattice_warm_up", "object": "customer", "email": None, "name": None,
+     "metadata": {}},
+    {"id": "sub_lattice_warm_up", "object": "subscription", "customer": "cus_lattice_warm_up",
+     "status": "active", "cancel_at_period_end": False, "cancel_at": None, "livemode": False,
+     "metadata": {}, "items": {"object": "list", "has_more": False, "data": [
+         {"id": "si_lattice_warm_up", "quantity": 1, "current_period_start": 0,
+          "current_period_end": 1, "price": {"id": "price_lattice_warm_up"}}]}},
+    {"id": "in_lattice_warm_up", "object": "invoice", "customer": "cus_lattice_warm_up",
+     "status": "paid", "currency": "usd", "amount_due": 0, "amount_paid": 0,
+     "amount_remaining": 0, "total": 0, "parent": None},
+)  # fmt: skip
+
+
+def warm_up() -> None:
+    """Run a job's SQL once, in a transaction that is rolled back (needs an app context).
+
+    The forking worker calls this before it forks: SQLAlchemy compiles each statement once
+    per process and caches it, so work horses forked afterwards inherit the compiled
+    statements instead of compiling them again for every job. Makes no Stripe call and
+    sends no signal; a failure is logged and ignored.
+    """
+    session = get_state().db.session
+    try:
+        _count_attempt(session, "evt_lattice_warm_up")
+        with contextlib.suppress(sa.exc.NoResultFound):
+            _lock_event(session, "evt_lattice_warm_up")
+        projector = projection.Projector.for_app()
+        customer, subscription, invoice = _WARM_UP_OBJECTS
+        projector.customer(customer["id"], customer)
+        projector.subscription(subscription["id"], subscription)
+        projector.invoice(invoice["id"], invoice)
+        session.flush()
+    except Exception:
+        log.warning("warming up the worker failed; jobs compile their SQL themselves",
+                    exc_info=True)  # fmt: skip
+    finally:
+        session.rollback()
