@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs coverage bench clean
+.PHONY: demo test lint docs coverage bench ordering clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ coverage: $(STAMP)
 bench: $(STAMP)  ## Print the side-by-side benchmark ratios
 	$(BIN)/python -m bench.webhook_ingest
 	$(BIN)/python -m bench.gated_view
+
+ORDERING_EXAMPLES ?= 1000
+ORDERING_BACKEND ?= sqlite
+
+ordering: $(STAMP)  ## Ordering property tests, ORDERING_EXAMPLES shuffled streams per lifecycle
+	LATTICE_ORDERING_EXAMPLES=$(ORDERING_EXAMPLES) $(BIN)/python -m pytest -s -p no:cacheprovider \
+		tests/webhooks/test_ordering.py -k "$(ORDERING_BACKEND)" > .ordering.log 2>&1; \
+		status=$$?; grep -E "shuffled examples run|passed|failed|Error" .ordering.log; exit $$status
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
