@@ -217,3 +217,55 @@ def test_an_exhausted_read_budget_reschedules_without_a_failed_attempt(
     waiting = [event_id for event_id, (status, _) in statuses.items() if status == "received"]
     assert waiting
     assert all(statuses[event_id][1] == 0 for event_id in waiting)
+
+
+class _StripeSays429:
+    """Wraps the sandbox's WSGI app: while ``on``, every GET gets Stripe's rate-limit answer
+    (docs.stripe.com/rate-limits: HTTP 429, code ``rate_limit``, ``Stripe-Should-Retry``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.on, self.answered = app, True, 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not (self.on and environ["REQUEST_METHOD"] == "GET"):
+            return self.app(environ, start_response)
+        self.answered += 1
+        body = b'{"error": {"type": "invalid_request_error", "code": "rate_limit"}}'
+        start_response(
+            "429 Too Many Requests",
+            [("Content-Type", "application/json"), ("Stripe-Should-Retry", "true")],
+        )
+        return [body]
+
+
+def test_a_429_reschedules_the_job_and_the_event_is_processed_later(
+    app_factory: Callable[..., Flask], sandbox: Any
+) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from flask_lattice.webhooks import queue
+
+    events = _renewal_stream(sandbox)
+    app = app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS="always-fetch")
+    server = sandbox._server
+    limiter = _StripeSays429(server.app)
+    server.app = limiter
+    try:
+        deliver(app.test_client(), events, sandbox.webhook_secret)
+        run_worker(app)
+        statuses = event_statuses(app)
+        assert limiter.answered > 0
+        assert "failed" not in {status for status, _ in statuses.values()}
+        waiting = {event_id for event_id, (status, _) in statuses.items() if status == "received"}
+        assert waiting and all(statuses[event_id][1] == 0 for event_id in waiting)
+        registry = ScheduledJobRegistry(queue=queue.queue(app))  # type: ignore[no-untyped-call]
+        assert {queue.job_id(event_id) for event_id in waiting} <= set(registry.get_job_ids())
+        limiter.on = False
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+        run_worker(app)
+    finally:
+        server.app = limiter.app
+    statuses = event_statuses(app)
+    assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}
+    assert all(statuses[event_id][1] == 1 for event_id in waiting)
