@@ -8,7 +8,9 @@
 ``when-safe`` (the default)
     Project the event's snapshot when it is *strictly* newer than the row's watermark,
     was rendered in the pinned API version, and carries the whole object; re-fetch on a
-    tie with the watermark, another API version, or a thin or partial payload. On top of
+    tie with the watermark, another API version, or a thin or partial payload. The one
+    tie that needs no fetch is between invoice snapshots at different lifecycle stages
+    (an invoice never goes back from ``paid`` to ``open``). On top of
     that a row re-fetched after the event reached this app already holds state at least
     as new as the event's: the event only advances the watermark (coalescing). A row
     re-fetched within :data:`CLOCK_TOLERANCE` of the event's arrival is re-fetched again,
@@ -47,6 +49,17 @@ class FetchPolicy(StrEnum):
     WHEN_SAFE = "when-safe"
     ALWAYS_TRUST = "always-trust"
 
+
+#: An invoice's statuses in lifecycle order: an invoice only ever moves to a later stage
+#: (draft → open → uncollectible → paid or void), so of two snapshots from the same second
+#: the one at a later stage is the newer one.
+INVOICE_STAGES: Mapping[str, int] = {
+    "draft": 0,
+    "open": 1,
+    "uncollectible": 2,
+    "paid": 3,
+    "void": 3,
+}
 
 #: The fields the projection reads from each kind of object (Stripe's ``object`` value).
 #: A snapshot missing any of them is partial and is re-fetched.
@@ -113,13 +126,15 @@ def decide(
     payload: Mapping[str, Any] | None,
     kind: str,
     pinned_version: str,
+    stored_status: str | None = None,
 ) -> Decision:
     """Skip, coalesce, re-fetch or use the payload, for one row and one event.
 
     ``event`` is ``None`` for a sync, which projects the objects it was given.
     ``watermark`` and ``fetched_at`` are the row's (``None`` for a new row); ``kind`` is
     the Stripe object type the row holds; ``pinned_version`` is the API version the
-    gateway sends.
+    gateway sends; ``stored_status`` is the row's ``status``, which breaks a tie between
+    two invoice snapshots of different lifecycle stages (:data:`INVOICE_STAGES`).
     """
     if event is None:
         return "payload"
@@ -132,11 +147,22 @@ def decide(
             return "coalesce"
         if fetched_at > event.received_at - CLOCK_TOLERANCE:
             return "fetch"  # fetched about when the event arrived: which is newer is unknown
-    newer = watermark is None or event.created > watermark
-    if not newer or payload is None:
+    if payload is None:
         return "fetch"
-    if policy is FetchPolicy.ALWAYS_TRUST:
+    trusted = policy is FetchPolicy.ALWAYS_TRUST or (
+        event.api_version == pinned_version and is_complete(payload, kind)
+    )
+    if not trusted:
+        return "fetch"
+    if watermark is None or event.created > watermark:
         return "payload"
-    if event.api_version == pinned_version and is_complete(payload, kind):
-        return "payload"
-    return "fetch"
+    return _break_tie(kind, stored_status, payload.get("status"))
+
+
+def _break_tie(kind: str, stored: str | None, offered: Any) -> Decision:
+    """A snapshot from the watermark's second: newer only if its lifecycle stage says so."""
+    before = INVOICE_STAGES.get(stored or "") if kind == "invoice" else None
+    after = INVOICE_STAGES.get(offered) if isinstance(offered, str) else None
+    if before is None or after is None or after == before:
+        return "fetch"
+    return "payload" if after > before else "skip"

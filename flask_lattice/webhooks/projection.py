@@ -110,6 +110,7 @@ class Projector:
             payload=payload,
             kind=kind,
             pinned_version=self.state.stripe.api_version,
+            stored_status=getattr(row, "status", None),
         )
 
     def _advance(self, row: Customer | Subscription | Invoice) -> None:

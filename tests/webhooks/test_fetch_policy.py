@@ -97,6 +97,61 @@ def test_when_safe(
     assert decision == expected, case
 
 
+INVOICE = {
+    "id": "in_1",
+    "object": "invoice",
+    "customer": "cus_1",
+    "currency": "usd",
+    "amount_due": 1200,
+    "amount_paid": 1200,
+    "amount_remaining": 0,
+    "total": 1200,
+    "parent": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("stored", "offered", "expected"),
+    [
+        ("open", "paid", "payload"),  # invoice.paid in the second of invoice.finalized
+        ("paid", "open", "skip"),  # ... and the other way round
+        ("draft", "open", "payload"),
+        ("uncollectible", "paid", "payload"),
+        ("paid", "paid", "fetch"),  # the same stage: only Stripe knows
+        ("open", "open", "fetch"),
+        (None, "paid", "fetch"),
+    ],
+)
+def test_a_tie_between_invoice_stages_needs_no_fetch(
+    stored: str | None, offered: str, expected: str
+) -> None:
+    decision = decide(
+        FetchPolicy.WHEN_SAFE,
+        _event(),
+        watermark=T0,
+        fetched_at=None,
+        payload={**INVOICE, "status": offered},
+        kind="invoice",
+        pinned_version=PINNED,
+        stored_status=stored,
+    )
+    assert decision == expected
+    # A subscription has no one-way lifecycle (active and past_due alternate).
+    assert (
+        decide(
+            FetchPolicy.WHEN_SAFE,
+            _event(),
+            watermark=T0,
+            fetched_at=None,
+            payload={**FULL, "status": "past_due"},
+            kind="subscription",
+            pinned_version=PINNED,
+            stored_status="active",
+        )
+        == "fetch"
+    )
+
+
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
