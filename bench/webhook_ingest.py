@@ -204,8 +204,11 @@ def main() -> None:
     options = parser.parse_args()
 
     from flask_lattice.sandbox import StripeSandbox
+    from flask_lattice.sandbox.limits import TEST_MODE_RATE
 
-    with tempfile.TemporaryDirectory() as tmp, StripeSandbox() as sandbox:
+    # Stripe's test-mode rate limits apply, so worker throughput is measured within them.
+    limited = StripeSandbox(rate_limit=TEST_MODE_RATE)
+    with tempfile.TemporaryDirectory() as tmp, limited as sandbox:
         workdir = Path(tmp)
         price_ids = ensure_prices(sandbox.client(), PRICES)
         database_url = options.database_url or f"sqlite:///{workdir / 'bench.db'}"

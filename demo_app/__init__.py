@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import account, auth, devtools, notes, presentation, schema, settings, throttle
+from . import account, auth, devtools, notes, operators, presentation, schema, settings, throttle
 from .extensions import billing, csrf, db, login_manager
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -57,6 +57,7 @@ def create_app(
     csrf.init_app(app)
     billing.init_app(app)
     throttle.init_app(app)
+    operators.init_app(app)
 
     for blueprint in (notes.site, auth.blueprint, notes.blueprint, account.blueprint):
         app.register_blueprint(blueprint)

@@ -19,6 +19,8 @@ site = Blueprint("site", __name__)
 blueprint = Blueprint("notes", __name__)
 
 MAX_TITLE = 200
+#: The export's file name, as the export page and the download both give it.
+EXPORT_FILENAME = "quillnote-notes.md"
 
 
 @site.get("/")
@@ -105,7 +107,9 @@ def delete(note_id: int) -> ResponseReturnValue:
 @requires_feature("export")
 def export() -> ResponseReturnValue:
     """The export page (Pro and Team)."""
-    return render_template("notes/export.html", notes=_user().notes)
+    return render_template(
+        "notes/export.html", notes=_user().notes, export_filename=EXPORT_FILENAME
+    )
 
 
 @blueprint.get("/export/quillnote-notes.md")
@@ -120,7 +124,8 @@ def export_download() -> ResponseReturnValue:
     return Response(
         "".join(parts),
         mimetype="text/markdown",
-        headers={"Content-Disposition": f'attachment; filename="quillnote-notes-{stamp}.md"'},
+        # The name the export page promises; the date is inside the file.
+        headers={"Content-Disposition": f'attachment; filename="{EXPORT_FILENAME}"'},
     )
 
 

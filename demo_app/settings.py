@@ -27,7 +27,7 @@ APP_NAME = "Quillnote"
 FREE_NOTE_LIMIT = 3
 
 SANDBOX_URL = "http://127.0.0.1:12111"
-#: The sandbox accepts any ``sk_test_`` key; the demo uses this one.
+#: The key the demo's sandbox is started with (the sandbox accepts only its configured keys).
 SANDBOX_API_KEY = "sk_test_quillnote_demo"
 #: The sandbox signs its webhooks with this secret, and the app verifies with it.
 SANDBOX_WEBHOOK_SECRET = "whsec_quillnote_demo_sandbox"  # noqa: S105 (a local sandbox)
@@ -55,6 +55,7 @@ PLANS: list[dict[str, Any]] = [
         "prices": {"month": "quillnote_team_monthly", "year": "quillnote_team_yearly"},
         "features": ["notes", "unlimited_notes", "export", "seats"],
         "trial_days": 14,
+        "seats": {"min": 1, "max": 50},
         "description": "Everything in Pro, with a seat for each teammate. Priced per seat.",
     },
 ]

@@ -19,6 +19,7 @@ from .access.gates import (
     requires_plan,
 )
 from .access.policy import LIVE_STATUSES, Access, AccessPolicy, PolicyFunction, SubscriptionState
+from .access.query import projection_revision
 from .billable import Billable
 from .billing.prices import CatalogProblem, check_catalog, format_amount
 from .errors import (
@@ -30,13 +31,16 @@ from .errors import (
     ConfigurationError,
     CSRFTokenError,
     DowngradeRefused,
+    InvalidNumber,
     InvalidSignature,
     LatticeError,
+    MalformedEvent,
     OperationConflict,
     OperationRefused,
     PaymentFailed,
     PortalRefused,
     PriceUnavailable,
+    SeatsRefused,
     StripeAPIError,
     StripeGuardError,
     StripeNotFound,
@@ -48,12 +52,15 @@ from .errors import (
 )
 from .extension import LatticeBilling
 from .models import (
+    CheckoutSession,
+    CheckoutSessionStatus,
     Customer,
     EventStatus,
     Invoice,
     Price,
     Subscription,
     SubscriptionItem,
+    TestClock,
     WebhookEvent,
 )
 from .plans import Plan, PlanCatalog
@@ -71,15 +78,19 @@ __all__ = [
     "CardDeclined",
     "CatalogProblem",
     "CheckoutRefused",
+    "CheckoutSession",
+    "CheckoutSessionStatus",
     "ConfigurationError",
     "Customer",
     "Denial",
     "DowngradeRefused",
     "EventStatus",
+    "InvalidNumber",
     "InvalidSignature",
     "Invoice",
     "LatticeBilling",
     "LatticeError",
+    "MalformedEvent",
     "OperationConflict",
     "OperationRefused",
     "PaymentFailed",
@@ -89,6 +100,7 @@ __all__ = [
     "PortalRefused",
     "Price",
     "PriceUnavailable",
+    "SeatsRefused",
     "StripeAPIError",
     "StripeGuardError",
     "StripeNotFound",
@@ -98,6 +110,7 @@ __all__ = [
     "SubscriptionItem",
     "SubscriptionNotFound",
     "SubscriptionState",
+    "TestClock",
     "UnknownPlanError",
     "WebhookEvent",
     "WebhookRejected",
@@ -108,6 +121,7 @@ __all__ = [
     "feature_required",
     "format_amount",
     "plan_required",
+    "projection_revision",
     "requires_feature",
     "requires_plan",
     "safe_url",

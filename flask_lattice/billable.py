@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+#: The metadata key under which the app writes the billable's key on the Stripe customers
+#: and Checkout Sessions it creates. Informational in Stripe's dashboard: ownership is
+#: decided by the app's own records, never by this metadata.
+BILLABLE_METADATA_KEY = "lattice_billable"
+
 
 @dataclass(frozen=True)
 class Billable:

@@ -1,11 +1,16 @@
-"""``flask lattice …``: worker, drain, events, replay, sync and doctor."""
+"""``flask lattice …``: worker, drain, events, replay, sync, doctor, catalog push and sandbox."""
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import click
 import sqlalchemy as sa
@@ -14,10 +19,15 @@ from flask.cli import AppGroup
 from redis.exceptions import RedisError
 from rq import Worker
 
+from .billing import catalog_push
+from .billing.catalog_push import CatalogChange
 from .errors import StripeAPIError
-from .models import Base, EventStatus, WebhookEvent
+from .models import Base, EventStatus, WebhookEvent, utcnow
 from .state import get_state
+from .stripe_gateway import API_VERSION
 from .webhooks import queue
+from .webhooks.replay import replay as replay_events
+from .webhooks.replay import select_for_replay
 
 lattice_cli = AppGroup("lattice", help="Flask-Lattice billing commands.")
 
@@ -56,10 +66,17 @@ def worker(burst: bool, name: str | None, job_monitoring_interval: int, simple: 
 def drain() -> None:
     """Enqueue stored webhook events that never reached the queue."""
     try:
-        enqueued = queue.drain()
+        report = queue.drain()
     except RedisError as error:
         raise click.ClickException(f"Redis is not reachable: {error}") from None
-    click.echo(f"enqueued {len(enqueued)} stored event(s)")
+    click.echo(f"enqueued {len(report.enqueued)} stored event(s)")
+    for event_id, reason in report.skipped.items():
+        click.echo(f"skipped {event_id}: {reason}")
+    if report.skipped:
+        raise click.ClickException(
+            f"{len(report.skipped)} event(s) could not be enqueued; the others were. "
+            "The next drain tries them again."
+        )
 
 
 @lattice_cli.command("events")
@@ -84,54 +101,144 @@ def events(status: str | None, limit: int) -> None:
 
 
 @lattice_cli.command("replay")
-@click.argument("event_id", required=False)
+@click.argument("event_ids", metavar="[EVENT_ID]...", nargs=-1)
 @click.option("--failed", is_flag=True, help="Replay every failed event.")
-def replay(event_id: str | None, failed: bool) -> None:
-    """Process a stored event again (EVENT_ID), or every failed one (--failed)."""
-    if bool(event_id) == failed:
-        raise click.UsageError("give an EVENT_ID or --failed, not both")
-    session = get_state().db.session
-    table = cast(sa.Table, WebhookEvent.__table__)
-    query = sa.select(table.c.id).order_by(table.c.created)
-    query = (
-        query.where(table.c.id == event_id)
-        if event_id
-        else query.where(table.c.status == EventStatus.FAILED)
-    )
-    ids = list(session.scalars(query))
-    if event_id and not ids:
-        raise click.ClickException(f"no stored event {event_id}")
-    session.execute(
-        sa.update(table)
-        .where(table.c.id.in_(ids))
-        .values(status=EventStatus.RECEIVED, attempts=0, last_error=None, processed_at=None)
-    )
-    session.commit()
-    try:
-        for replayed in ids:
-            queue.requeue_event(replayed)
-    except RedisError as error:
-        raise click.ClickException(
-            f"Redis is not reachable ({error}); the events are marked for processing and "
-            "the next drain enqueues them"
-        ) from None
-    click.echo(f"enqueued {len(ids)} event(s) for processing")
+def replay(event_ids: tuple[str, ...], failed: bool) -> None:
+    """Process stored events again, now, in this process, and say what each did.
+
+    Give one or more EVENT_IDs, or --failed for every failed event. Each event is
+    reported as applied (state written), skipped (stale: newer state is already
+    applied), ignored (nothing handles its type) or failed (with the error). Attempts
+    keep counting across replays. Exits 1 when an event failed or is not stored.
+    """
+    if event_ids and failed:
+        raise click.UsageError("give EVENT_IDs or --failed, not both")
+    if not event_ids and not failed:
+        raise click.UsageError(
+            "give the EVENT_ID(s) to replay (see `flask lattice events`), "
+            "or --failed to replay every failed event"
+        )
+    ids = list(event_ids)
+    if failed:
+        ids = select_for_replay()
+        if not ids:
+            click.echo("no failed events")
+            return
+    counts: dict[str, int] = {}
+    for result in replay_events(ids):
+        event_id = result.event_id
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        if result.outcome == "missing":
+            click.echo(f"{event_id}  not stored (see `flask lattice events`)")
+            continue
+        line = f"{event_id}  {result.event_type:<40} {result.outcome:<8} attempts={result.attempts}"
+        if result.error:
+            line += f"  error={result.error.splitlines()[-1][:200]}"
+        click.echo(line)
+    click.echo(", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())))
+    if counts.get("failed") or counts.get("missing"):
+        sys.exit(1)
 
 
 @lattice_cli.command("sync")
 @click.option("--customer", "customer_id", default=None, help="Only this customer (cus_…).")
-def sync(customer_id: str | None) -> None:
-    """Project every customer and subscription from Stripe; heals missed webhooks."""
-    from .billing.sync import sync as run_sync
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Only customers and subscriptions created on or after this UTC date or time.",
+)
+def sync(customer_id: str | None, since: datetime | None) -> None:
+    """Project every customer and subscription from Stripe; heals missed webhooks.
 
+    Pages through Stripe's lists as it goes (100 objects a page), projecting each
+    object in its own short transaction, with a progress bar on a terminal.
+    """
+    from .billing.sync import SyncReport, sync_objects
+
+    if customer_id and since:
+        raise click.UsageError("--customer and --since cannot be combined")
+    report = SyncReport()
+    created_since = since.replace(tzinfo=UTC) if since else None
     try:
-        report = run_sync(customer_id)
+        with click.progressbar(
+            sync_objects(report, customer_id, since=created_since),
+            label="syncing from Stripe",
+            show_pos=True,
+            item_show_func=lambda kind: kind,
+        ) as progress:
+            for _ in progress:
+                pass
     except StripeAPIError as error:
-        raise click.ClickException(f"Stripe: {error}") from None
+        raise click.ClickException(
+            f"Stripe: {error} (after {report.customers} customer(s) and "
+            f"{report.subscriptions} subscription(s); run it again to continue)"
+        ) from None
     click.echo(
         f"synced {report.customers} customer(s) and {report.subscriptions} subscription(s); "
         f"{report.changed} changed"
     )
+    if report.vanished:
+        click.echo(
+            f"{report.vanished} stored customer(s) no longer exist in Stripe: marked deleted, "
+            "their subscriptions ended"
+        )
+
+
+#: Stripe retries a delivery for up to three days; pruning younger events could store
+#: a late retry again as new.
+PRUNE_MINIMUM = timedelta(days=3)
+_DURATION = re.compile(r"(\d+)([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def _parse_age(value: str) -> timedelta:
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not an age such as 90d, 36h or 30m")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+@lattice_cli.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    help="Age of the events to delete, such as 90d, 36h or 4320m (at least 3 days).",
+)
+@click.option("--dry-run", is_flag=True, help="Count them; delete nothing.")
+def prune(older_than: str, dry_run: bool) -> None:
+    """Delete processed (and ignored) webhook events processed longer ago than
+    --older-than. Failed and waiting events are always kept."""
+    age = _parse_age(older_than)
+    if age < PRUNE_MINIMUM:
+        raise click.BadParameter(
+            "must be at least 3d: Stripe retries deliveries for up to three days",
+            param_hint="--older-than",
+        )
+    done = (EventStatus.PROCESSED, EventStatus.IGNORED)
+    condition = sa.and_(WebhookEvent.status.in_(done), WebhookEvent.processed_at < utcnow() - age)
+    session = get_state().db.session
+    count = session.scalar(sa.select(sa.func.count()).where(condition)) or 0
+    if dry_run:
+        click.echo(f"would delete {count} event(s) processed more than {older_than} ago")
+        return
+    session.execute(sa.delete(WebhookEvent).where(condition))
+    session.commit()
+    click.echo(f"deleted {count} event(s) processed more than {older_than} ago")
+
+
+@lattice_cli.command("recover")
+def recover() -> None:
+    """Store the events Stripe could not deliver in the last 30 days; running it twice
+    adds nothing."""
+    from .webhooks.recover import recover_undelivered
+
+    try:
+        report = recover_undelivered()
+    except StripeAPIError as error:
+        raise click.ClickException(f"Stripe: {error}") from None
+    click.echo(f"stored {len(report.stored)} of {report.listed} undelivered event(s)")
 
 
 # -- doctor -------------------------------------------------------------------------------
@@ -148,7 +255,7 @@ class Check:
 
 def _check_stripe() -> Check:
     try:
-        get_state().stripe.v1.customers.list({"limit": 1})
+        get_state().stripe.check_key()
     except Exception as error:  # any failure means the key cannot be used
         return Check(
             False,
@@ -229,13 +336,199 @@ def _check_workers() -> Check:
     return Check(True, f"{len(found)} worker(s) alive")
 
 
+def _check_worker_heartbeat() -> Check:
+    from .webhooks.worker import HEARTBEAT_GRACE, live_workers
+
+    try:
+        alive = live_workers()
+    except RedisError as error:
+        return Check(False, f"cannot read heartbeats: {error}", "fix the Redis check first")
+    if not alive:
+        limit = get_state().config.drain_interval + HEARTBEAT_GRACE
+        return Check(
+            False,
+            f"no worker has sent a heartbeat in the last {limit:.0f} s",
+            "start `flask lattice worker`, or restart the stuck one",
+        )
+    return Check(True, f"{len(alive)} worker(s) sent a recent heartbeat")
+
+
+def _check_stuck_events() -> Check:
+    from .webhooks.worker import DRAIN_MIN_AGE
+
+    interval = get_state().config.drain_interval
+    cutoff = utcnow() - timedelta(seconds=interval + DRAIN_MIN_AGE)
+    stuck = (
+        sa.select(WebhookEvent.id)
+        .where(WebhookEvent.status == EventStatus.RECEIVED, WebhookEvent.received_at < cutoff)
+        .order_by(WebhookEvent.received_at)
+    )
+    session = get_state().db.session
+    count = session.scalar(sa.select(sa.func.count()).select_from(stuck.subquery())) or 0
+    if count:
+        oldest = session.scalar(stuck.limit(1))
+        return Check(
+            False,
+            f"{count} event(s) still 'received' after more than a drain interval "
+            f"({interval} s); oldest {oldest}",
+            "start a worker (`flask lattice worker`); `flask lattice events --status received` "
+            "lists them",
+        )
+    return Check(True, "no event waits longer than a drain interval")
+
+
+def _check_duplicate_subscriptions() -> Check:
+    from .access.policy import LIVE_STATUSES
+    from .models import Subscription
+
+    duplicated = (
+        get_state()
+        .db.session.execute(
+            sa.select(Subscription.billable_key, sa.func.count())
+            .where(Subscription.status.in_(LIVE_STATUSES), Subscription.billable_key.is_not(None))
+            .group_by(Subscription.billable_key)
+            .having(sa.func.count() > 1)
+        )
+        .all()
+    )
+    if duplicated:
+        shown = ", ".join(f"{key} ({count})" for key, count in duplicated[:5])
+        return Check(
+            False,
+            f"{len(duplicated)} billable(s) with more than one live subscription: {shown}",
+            "cancel the extra subscriptions in Stripe (each is being charged)",
+        )
+    return Check(True, "no billable has more than one live subscription")
+
+
+def _check_vanished_customers() -> Check:
+    from .billing.sync import missing_customer_ids
+
+    try:
+        missing = missing_customer_ids()
+    except StripeAPIError as error:
+        return Check(False, f"could not list customers: {error}", "fix the Stripe check first")
+    except sa.exc.SQLAlchemyError as error:
+        return Check(False, f"cannot read stored customers: {error}", "fix the tables first")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        return Check(
+            False,
+            f"{len(missing)} stored customer(s) do not exist in Stripe ({shown}): deleted, "
+            "or created with other keys",
+            "run `flask lattice sync` to mark them deleted and end their subscriptions; "
+            "checkout replaces them with new customers",
+        )
+    return Check(True, "every stored customer exists in Stripe")
+
+
+def _check_webhook_endpoints() -> Check:
+    """The Stripe endpoints that post to this app: pinned API version, every needed type."""
+    from .webhooks.projection import HANDLERS
+
+    state = get_state()
+    route = f"{state.config.url_prefix}/webhook"
+    try:
+        endpoints = state.stripe.list_webhook_endpoints()
+    except StripeAPIError as error:
+        return Check(
+            False, f"could not list webhook endpoints: {error}", "fix the Stripe check first"
+        )
+    ours = [item for item in endpoints if urlsplit(item["url"] or "").path.endswith(route)]
+    if not ours:
+        return Check(
+            True,
+            f"no webhook endpoint's URL ends with {route} (fine with `stripe listen`)",
+        )
+    needed = set(HANDLERS) | set(state.hooks.event_handlers)
+    lines: list[str] = []
+    problems: list[str] = []
+    for item in ours:
+        enabled = list(item["enabled_events"] or [])
+        lines.append(
+            f"{item['id']} {item['url']} api_version={item['api_version']} "
+            f"enabled_events={','.join(enabled)}"
+        )
+        if item["api_version"] != API_VERSION:
+            version = item["api_version"] or "the account's default"
+            problems.append(
+                f"{item['id']} renders events in {version} API version, not {API_VERSION}"
+            )
+        missing = sorted(needed - set(enabled)) if "*" not in enabled else []
+        if missing:
+            problems.append(f"{item['id']} does not send {', '.join(missing)}")
+        if item["status"] != "enabled":
+            problems.append(f"{item['id']} is {item['status']}")
+    listing = "".join(f"\n       {line}" for line in lines)
+    if problems:
+        return Check(
+            False,
+            "; ".join(problems) + listing,
+            f"an endpoint's API version is fixed when it is created: create one with "
+            f"api_version={API_VERSION} and the missing event types (or '*'), put its "
+            "signing secret in LATTICE_WEBHOOK_SECRETS next to the old one, then delete "
+            "the old endpoint",
+        )
+    return Check(
+        True, f"{len(ours)} endpoint(s) on {API_VERSION} with every needed event" + listing
+    )
+
+
+def _check_rejections() -> Check:
+    """Deliveries refused within the last hour, by reason; signature failures fail."""
+    from .webhooks import rejections
+    from .webhooks.envelope import Reason
+
+    try:
+        counts = rejections.recent()
+    except RedisError as error:
+        return Check(
+            False, f"cannot read the rejection counters: {error}", "fix the Redis check first"
+        )
+    if not counts:
+        return Check(True, "no delivery refused within the last hour")
+    summary = ", ".join(f"{reason}: {count}" for reason, count in counts.items())
+    if Reason.SIGNATURE in counts:
+        return Check(
+            False,
+            f"{counts[Reason.SIGNATURE]} delivery(ies) refused because no signing secret "
+            f"matched, the latest within the last hour (refused by reason: {summary})",
+            "check LATTICE_WEBHOOK_SECRETS: it must hold the signing secret (whsec_…) of "
+            "every endpoint that posts here (Dashboard → Webhooks → the endpoint → Signing "
+            "secret, or the output of `stripe listen`)",
+        )
+    return Check(True, f"refused within the last hour, by reason: {summary}")
+
+
+def _reading_tables(check: Callable[[], Check]) -> Callable[[], Check]:
+    """``check``, or a failure when the lattice tables cannot be read."""
+
+    def run() -> Check:
+        try:
+            return check()
+        except sa.exc.SQLAlchemyError as error:
+            get_state().db.session.rollback()
+            first_line = str(error).splitlines()[0]
+            return Check(
+                False, f"cannot read the tables: {first_line}", "fix the tables check first"
+            )
+
+    return run
+
+
 CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (
     ("stripe key", _check_stripe),
     ("webhook secret", _check_webhook_secret),
+    ("webhook endpoints", _check_webhook_endpoints),
+    ("webhook refusals", _check_rejections),
     ("catalog prices", _check_catalog),
     ("redis", _check_redis),
     ("database tables", _check_tables),
     ("workers", _check_workers),
+    ("worker heartbeat", _check_worker_heartbeat),
+    ("stuck events", _reading_tables(_check_stuck_events)),
+    ("stored customers", _check_vanished_customers),
+    ("one live subscription per billable", _reading_tables(_check_duplicate_subscriptions)),
 )
 
 
@@ -253,3 +546,105 @@ def doctor() -> None:
         click.echo(f"{failed} check(s) failed")
         sys.exit(1)
     click.echo("all checks passed")
+
+
+# -- catalog and sandbox ----------------------------------------------------------------
+
+catalog_cli = AppGroup("catalog", help="Products and prices in Stripe, from LATTICE_PLANS.")
+lattice_cli.add_command(catalog_cli)
+
+
+def _echo_catalog_changes(changes: list[CatalogChange], *, dry_run: bool) -> None:
+    for change in changes:
+        click.echo(f"{'would ' if dry_run else ''}{change}")
+    unmanaged = catalog_push.unmanaged_prices(get_state().config.plans)
+    if unmanaged:
+        click.echo(f"not managed (no amount in LATTICE_PLANS): {', '.join(unmanaged)}", err=True)
+    if not changes:
+        click.echo("the catalog is up to date in Stripe")
+    elif dry_run:
+        click.echo(f"{len(changes)} change(s); run without --dry-run to make them")
+    else:
+        click.echo(f"{len(changes)} change(s) made")
+
+
+@catalog_cli.command("push")
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.option("--live", is_flag=True, help="Allow pushing with a live-mode key.")
+def catalog_push_command(dry_run: bool, live: bool) -> None:
+    """Create or update products and prices from LATTICE_PLANS, by lookup key.
+
+    Prices need an amount in the catalog to be managed. Idempotent: a second push
+    changes nothing. A changed amount makes a new price that takes over the lookup key;
+    the old price is archived and existing subscriptions keep it.
+    """
+    state = get_state()
+    if state.config.is_live and not live:
+        raise click.UsageError(
+            "LATTICE_STRIPE_SECRET_KEY is a live-mode key; pass --live to push to live mode"
+        )
+    try:
+        changes = catalog_push.push(state.stripe, state.config.plans, dry_run=dry_run)
+    except StripeAPIError as error:
+        raise click.ClickException(f"Stripe: {error}") from None
+    _echo_catalog_changes(changes, dry_run=dry_run)
+
+
+def _stable_webhook_secret(instance_path: str) -> str:
+    """The sandbox's signing secret kept in the instance folder (made on first use)."""
+    path = os.path.join(instance_path, "lattice-sandbox-secret")
+    if not os.path.exists(path):
+        os.makedirs(instance_path, exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write("whsec_" + secrets.token_hex(24))
+    with open(path) as handle:
+        return handle.read().strip()
+
+
+@lattice_cli.command("sandbox")
+@click.option("--port", default=12111, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--app-url",
+    default="http://127.0.0.1:5000",
+    show_default=True,
+    help="Where this app serves; events go to its webhook route.",
+)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="whsec_… to sign events with (default: one kept in the instance folder).",
+)
+def sandbox_command(port: int, app_url: str, webhook_secret: str | None) -> None:
+    """Run the local Stripe sandbox for this app until Ctrl-C.
+
+    It forwards every event to this app's webhook route, signed with a secret that stays
+    the same between runs, keeps its state in the instance folder, pushes the catalog,
+    and prints the three settings that point the app at it.
+    """
+    from .sandbox import StripeSandbox
+    from .stripe_gateway import StripeGateway
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state()
+    forward_to = f"{app_url.rstrip('/')}{state.config.url_prefix}/webhook"
+    server = StripeSandbox(
+        port,
+        forward_to=forward_to,
+        persist_path=os.path.join(app.instance_path, "lattice-sandbox.sqlite3"),
+        webhook_secret=webhook_secret or _stable_webhook_secret(app.instance_path),
+    )
+    with server:
+        changes = catalog_push.push(StripeGateway(server.client()), state.config.plans)
+        _echo_catalog_changes(changes, dry_run=False)
+        click.echo(
+            f"\nStripe sandbox on {server.url}, forwarding events to {forward_to}\n"
+            "Point the app at it (then restart the app and its worker):\n\n"
+            f"  export LATTICE_STRIPE_SECRET_KEY={server.api_key}\n"
+            f"  export LATTICE_STRIPE_API_BASE={server.url}\n"
+            f"  export LATTICE_WEBHOOK_SECRETS={server.webhook_secret}\n\n"
+            "Press Ctrl-C to stop."
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("\nstopped")

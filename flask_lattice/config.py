@@ -37,14 +37,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LATTICE_STRIPE_SECRET_KEY",
         None,
-        "Stripe secret key (``sk_test_…``, ``sk_live_…`` or a restricted ``rk_…``). "
-        "Falls back to the ``STRIPE_SECRET_KEY`` environment variable.",
+        "Stripe secret key (``sk_test_…``, ``sk_live_…`` or a restricted ``rk_…``); required. "
+        "Falls back to the ``LATTICE_STRIPE_SECRET_KEY`` environment variable, then "
+        "``STRIPE_SECRET_KEY``.",
     ),
     Setting(
         "LATTICE_STRIPE_API_BASE",
         None,
         "Base URL of the Stripe API. Leave unset for Stripe; set it to a local sandbox URL "
-        "such as ``http://127.0.0.1:12111`` for offline work.",
+        "such as ``http://127.0.0.1:12111`` for offline work. Falls back to the "
+        "``LATTICE_STRIPE_API_BASE`` environment variable.",
     ),
     Setting(
         "LATTICE_STRIPE_MAX_NETWORK_RETRIES",
@@ -55,12 +57,14 @@ SETTINGS: tuple[Setting, ...] = (
         "LATTICE_WEBHOOK_SECRETS",
         None,
         "Webhook signing secret(s) (``whsec_…``): a string or a list, to rotate secrets. "
-        "Falls back to the ``STRIPE_WEBHOOK_SECRET`` environment variable.",
+        "Falls back to the ``LATTICE_WEBHOOK_SECRETS`` environment variable (one secret), "
+        "then ``STRIPE_WEBHOOK_SECRET``.",
     ),
     Setting(
         "LATTICE_WEBHOOK_TOLERANCE",
         300,
-        "Seconds a webhook signature timestamp may differ from now before it is refused.",
+        "Seconds a webhook signature timestamp may differ from now, earlier or later, "
+        "before the delivery is refused.",
     ),
     Setting(
         "LATTICE_WEBHOOK_MAX_BYTES",
@@ -87,6 +91,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LATTICE_PLANS", None, "The plan catalog (see :doc:`plans`). Required."),
     Setting("LATTICE_URL_PREFIX", "/billing", "Where the ``lattice`` blueprint is mounted."),
+    Setting(
+        "LATTICE_ADMIN_URL_PREFIX",
+        "/billing/admin",
+        "Where the operations console (the ``lattice_admin`` blueprint) is mounted. Every "
+        "console page answers 404 until the host registers ``@billing.admin_required``.",
+    ),
     Setting(
         "LATTICE_REDIS_URL",
         None,
@@ -149,6 +159,12 @@ SETTINGS: tuple[Setting, ...] = (
         3600,
         "How long price amounts read from Stripe are cached locally for the pricing page.",
     ),
+    Setting(
+        "LATTICE_SUCCESS_WAIT_WARNING",
+        30,
+        "Seconds the Checkout success page may wait for its subscription before, with no "
+        "live worker, each poll logs a warning (at most once a minute per process).",
+    ),
 )
 
 SETTING_KEYS = frozenset(setting.key for setting in SETTINGS)
@@ -168,6 +184,7 @@ class LatticeConfig:
     stripe_read_rate: float | None
     plans: PlanCatalog
     url_prefix: str
+    admin_url_prefix: str
     redis_url: str | None
     queue_name: str
     job_retry_intervals: tuple[int, ...]
@@ -180,6 +197,7 @@ class LatticeConfig:
     base_template: str
     return_endpoint: str | None
     price_cache_seconds: int
+    success_wait_warning: int
 
     @property
     def is_live(self) -> bool:
@@ -200,22 +218,29 @@ def load(config: Mapping[str, Any], *, debug: bool = False) -> LatticeConfig:
     warns for settings that work but are unsafe.
     """
     get = config.get
-    secret_key = get("LATTICE_STRIPE_SECRET_KEY") or os.environ.get("STRIPE_SECRET_KEY")
+    env = os.environ.get
+    secret_key = (
+        get("LATTICE_STRIPE_SECRET_KEY")
+        or env("LATTICE_STRIPE_SECRET_KEY")
+        or env("STRIPE_SECRET_KEY")
+    )
+    api_base = get("LATTICE_STRIPE_API_BASE") or env("LATTICE_STRIPE_API_BASE")
     loaded = LatticeConfig(
         stripe_secret_key=_secret_key(secret_key),
-        stripe_api_base=_optional_url(get("LATTICE_STRIPE_API_BASE"), "LATTICE_STRIPE_API_BASE"),
+        stripe_api_base=_optional_url(api_base, "LATTICE_STRIPE_API_BASE"),
         stripe_max_network_retries=_int(get, "LATTICE_STRIPE_MAX_NETWORK_RETRIES", 0, 10),
         webhook_secrets=_webhook_secrets(
-            get("LATTICE_WEBHOOK_SECRETS") or os.environ.get("STRIPE_WEBHOOK_SECRET")
+            get("LATTICE_WEBHOOK_SECRETS")
+            or env("LATTICE_WEBHOOK_SECRETS")
+            or env("STRIPE_WEBHOOK_SECRET")
         ),
         webhook_tolerance=_int(get, "LATTICE_WEBHOOK_TOLERANCE", 1, 3600),
         webhook_max_bytes=_int(get, "LATTICE_WEBHOOK_MAX_BYTES", 1024, 64 * 1024 * 1024),
         fetch_policy=_fetch_policy(get("LATTICE_TRUST_WEBHOOK_PAYLOADS")),
-        stripe_read_rate=_read_rate(
-            get("LATTICE_STRIPE_READ_RATE"), secret_key, get("LATTICE_STRIPE_API_BASE")
-        ),
+        stripe_read_rate=_read_rate(get("LATTICE_STRIPE_READ_RATE"), secret_key, api_base),
         plans=_plans(get("LATTICE_PLANS")),
         url_prefix=_url_prefix(get("LATTICE_URL_PREFIX")),
+        admin_url_prefix=_url_prefix(get("LATTICE_ADMIN_URL_PREFIX"), "LATTICE_ADMIN_URL_PREFIX"),
         redis_url=_optional_url(get("LATTICE_REDIS_URL"), "LATTICE_REDIS_URL", _REDIS_SCHEMES),
         queue_name=_name(get("LATTICE_QUEUE_NAME"), "LATTICE_QUEUE_NAME"),
         job_retry_intervals=_intervals(get("LATTICE_JOB_RETRY_INTERVALS")),
@@ -228,6 +253,7 @@ def load(config: Mapping[str, Any], *, debug: bool = False) -> LatticeConfig:
         base_template=_name(get("LATTICE_BASE_TEMPLATE"), "LATTICE_BASE_TEMPLATE"),
         return_endpoint=get("LATTICE_RETURN_ENDPOINT") or None,
         price_cache_seconds=_int(get, "LATTICE_PRICE_CACHE_SECONDS", 0, 7 * 86400),
+        success_wait_warning=_int(get, "LATTICE_SUCCESS_WAIT_WARNING", 1, 86400),
     )
     _warn_unsafe(loaded, config, debug=debug)
     return loaded
@@ -239,7 +265,7 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 def _secret_key(value: Any) -> str:
     if not value:
         raise ConfigurationError(
-            "LATTICE_STRIPE_SECRET_KEY is not set: set it (or the STRIPE_SECRET_KEY environment "
+            "LATTICE_STRIPE_SECRET_KEY is not set: set it (or the LATTICE_STRIPE_SECRET_KEY or STRIPE_SECRET_KEY environment "
             "variable) to a Stripe secret key, or to a sandbox key for offline work"
         )
     if not isinstance(value, str) or not value.startswith(("sk_", "rk_")):
@@ -270,11 +296,10 @@ def _plans(value: Any) -> PlanCatalog:
     return parse_plans(value)
 
 
-def _url_prefix(value: Any) -> str:
+def _url_prefix(value: Any, key: str = "LATTICE_URL_PREFIX") -> str:
     if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
         raise ConfigurationError(
-            f"LATTICE_URL_PREFIX must start with '/' and not end with one, such as '/billing' "
-            f"(got {value!r})"
+            f"{key} must start with '/' and not end with one, such as '/billing' (got {value!r})"
         )
     return value
 

@@ -97,6 +97,12 @@ class InvalidSignature(LatticeError, ValueError):
     """A webhook body's ``Stripe-Signature`` does not verify; the message says why."""
 
 
+class MalformedEvent(LatticeError):
+    """A stored webhook event is not what its type promises (``data.object`` missing, of
+    the wrong kind, or without a field the projection needs); the message says what, in
+    one line, and becomes the event's ``last_error``."""
+
+
 # -- request errors --------------------------------------------------------------------------
 
 
@@ -126,6 +132,11 @@ class OperationRefused(BillingHTTPError):
     """A subscription change is malformed or altered: unknown plan, bad quantity (400)."""
 
 
+class InvalidNumber(BillingHTTPError):
+    """A numeric form or query field is not a whole number in its allowed range (400); the
+    description names the field."""
+
+
 class OperationConflict(BillingHTTPError):
     """The change cannot be made in the subscription's current state (409)."""
 
@@ -134,6 +145,10 @@ class OperationConflict(BillingHTTPError):
 
 class DowngradeRefused(OperationConflict):
     """The host's ``@billing.downgrade_guard`` refused a downgrade (409)."""
+
+
+class SeatsRefused(OperationConflict):
+    """A seat count below what the host's ``@billing.seats_in_use`` hook counts (409)."""
 
 
 class PaymentFailed(BillingHTTPError):

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import Flask
 
-from . import cli, config
+from . import cli, config, migrations
 from .access import gates
+from .admin import views as admin_views
 from .billing.facade import SubscriptionsFacade
 from .errors import LatticeError
 from .models import attach_tables
@@ -26,7 +27,7 @@ from .webhooks import queue
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .models import Subscription
+    from .models import Invoice, Subscription
     from .plans import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,20 +75,24 @@ class LatticeBilling:
         config.apply_defaults(app.config)
         settings = config.load(app.config, debug=app.debug)
         attach_tables(database.metadata)
+        migrations.install_render_hook(app)
         with app.app_context():
             for engine in database.engines.values():
                 _tune_sqlite(engine)
         gateway = StripeGateway.from_config(settings)
         if settings.stripe_read_rate is not None:
-            gateway.transport.read_budget = ReadBudget(
-                queue.redis_connection,
-                settings.stripe_read_rate,
-                key=f"lattice:{settings.queue_name}:stripe-read-budget",
+            gateway.meter_reads(
+                ReadBudget(
+                    queue.redis_connection,
+                    settings.stripe_read_rate,
+                    key=f"lattice:{settings.queue_name}:stripe-read-budget",
+                )
             )
         app.extensions[EXTENSION_KEY] = LatticeState(
             config=settings, db=database, hooks=self.hooks, stripe=gateway
         )
         app.register_blueprint(views.blueprint, url_prefix=settings.url_prefix)
+        app.register_blueprint(admin_views.blueprint, url_prefix=settings.admin_url_prefix)
         gates.install_template_helpers(app)
         app.cli.add_command(cli.lattice_cli)
 
@@ -126,6 +131,15 @@ class LatticeBilling:
         """The current billable's relevant local subscription row, if any."""
         return gates.subscription()
 
+    def invoices(self, limit: int = 12) -> list[Invoice]:
+        """The current billable's invoices from the local table, newest first; ``[]``
+        when signed out. See :doc:`models` for the attributes."""
+        from .billing.invoices import recent_invoices
+        from .state import current_billable
+
+        billable = current_billable()
+        return [] if billable is None else recent_invoices(billable.key, limit)
+
     @property
     def subscriptions(self) -> SubscriptionsFacade:
         """Subscription calls through the current app's Stripe client (see :doc:`operations`)."""
@@ -134,6 +148,36 @@ class LatticeBilling:
     def downgrade_guard(self, func: F) -> F:
         """Register the hook that may refuse a downgrade below the features in use."""
         self.hooks.downgrade_guard = func
+        return func
+
+    def seats_in_use(self, func: F) -> F:
+        """Register the hook that says how many seats a billable uses (an ``int`` >= 0).
+
+        Called with the :class:`~flask_lattice.Billable`. Seat changes below it are
+        refused, and a move to a per-seat plan starts with at least that many seats.
+        """
+        self.hooks.seats_in_use = func
+        return func
+
+    def checkout_owner(self, func: F) -> F:
+        """Register the hook that decides who owns the customer of a completed Checkout
+        Session the app did not create (a Payment Link or pricing table).
+
+        It receives the session (a dict, as Stripe sent or returned it) inside the worker
+        job and returns a billable key, or ``None`` to leave the customer unlinked (the
+        default without a hook). A customer the app already records for another billable
+        is never moved: the claim is logged and sent as ``ownership_conflict``.
+        """
+        self.hooks.checkout_owner = func
+        return func
+
+    def admin_required(self, func: F) -> F:
+        """Register who may use the operations console (see :doc:`admin`).
+
+        The function takes no arguments and returns True when the current user is an
+        operator. Until it is registered, every console page answers 404.
+        """
+        self.hooks.admin_required = func
         return func
 
     def on_event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:

@@ -10,7 +10,7 @@ Amounts are integers in minor units; timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -107,7 +107,8 @@ class EventStatus(StrEnum):
     RECEIVED = "received"
     #: Projected, and the ``@billing.on_event`` handlers ran.
     PROCESSED = "processed"
-    #: Nothing to project and no handler: kept for the record.
+    #: Nothing to project and no handler, or not the app's to apply (another livemode;
+    #: ``last_error`` then says why): kept for the record.
     IGNORED = "ignored"
     #: Every attempt failed; ``last_error`` says why. ``flask lattice replay`` retries it.
     FAILED = "failed"
@@ -131,6 +132,18 @@ class Subscription(TimestampedMixin, WatermarkMixin, Base):
     """A Stripe subscription as last confirmed by a webhook or a sync."""
 
     __tablename__ = "lattice_subscriptions"
+    __table_args__ = (
+        sa.Index("ix_lattice_subscriptions_status_plan", "status", "plan_key"),
+        sa.Index("ix_lattice_subscriptions_status_trial_end", "status", "trial_end"),
+        sa.Index("ix_lattice_subscriptions_status_period_end", "status", "current_period_end"),
+        sa.Index("ix_lattice_subscriptions_updated", "updated_at"),
+        sa.Index(
+            "ix_lattice_subscriptions_cancel_period_end",
+            "cancel_at_period_end",
+            "current_period_end",
+        ),
+        sa.Index("ix_lattice_subscriptions_cancel_at", "cancel_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
@@ -150,6 +163,9 @@ class Subscription(TimestampedMixin, WatermarkMixin, Base):
     trial_end: Mapped[datetime | None]
     pause_collection_behavior: Mapped[str | None] = mapped_column(sa.String(32))
     pause_resumes_at: Mapped[datetime | None]
+    #: The Stripe test clock (``clock_…``) the subscription lives on, if any: its billing
+    #: time is that clock's ``frozen_time`` (see :class:`TestClock`).
+    test_clock: Mapped[str | None] = mapped_column(sa.String(255))
     livemode: Mapped[bool] = mapped_column(default=False)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -202,6 +218,64 @@ class Invoice(TimestampedMixin, WatermarkMixin, Base):
     stripe_created: Mapped[datetime | None]
 
 
+class CheckoutSessionStatus(StrEnum):
+    """A recorded Checkout Session's ``status``, as Stripe reports it."""
+
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+
+
+class CheckoutSession(TimestampedMixin, Base):
+    """A Checkout Session the app created, and for whom: the only sessions whose
+    completion may link a customer to a billable."""
+
+    __tablename__ = "lattice_checkout_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_session_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    billable_key: Mapped[str] = mapped_column(sa.String(255), index=True)
+    stripe_customer_id: Mapped[str] = mapped_column(sa.String(255))
+    plan_key: Mapped[str] = mapped_column(sa.String(64))
+    interval: Mapped[str] = mapped_column(sa.String(16))
+    seats: Mapped[int] = mapped_column(default=1)
+    status: Mapped[str] = mapped_column(sa.String(16), default=CheckoutSessionStatus.OPEN)
+
+
+#: The id under which the local sandbox publishes its own clock as a test clock. Unlike a
+#: Stripe test clock it runs; subscriptions the sandbox bills without a test clock of
+#: their own are projected onto it (see :mod:`flask_lattice.webhooks.projection`).
+SANDBOX_CLOCK_ID = "clock_sandbox"
+
+
+def clock_of(test_clock: str | None, api_base: str | None) -> str | None:
+    """The clock a Stripe object lives on: its ``test_clock`` (``clock_…``); against the
+    sandbox (a configured API base) an object without one runs on the sandbox's clock."""
+    if test_clock:
+        return test_clock
+    return SANDBOX_CLOCK_ID if api_base else None
+
+
+class TestClock(Base):
+    """A clock that billing time follows: a Stripe test clock (``clock_…``), or the
+    sandbox's own clock.
+
+    A test clock is frozen: its time is ``frozen_time`` until it advances. A clock that
+    ``runs`` (the sandbox's own) moves on with the wall clock from ``frozen_time``, as
+    observed at ``observed_at``.
+    """
+
+    __test__ = False  # not a pytest test class
+    __tablename__ = "lattice_test_clocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_clock_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    frozen_time: Mapped[datetime]
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    runs: Mapped[bool] = mapped_column(default=False)
+    deleted: Mapped[bool] = mapped_column(default=False)
+
+
 class Price(Base):
     """A Stripe price cached for the pricing page (amounts come from Stripe, not config)."""
 
@@ -226,11 +300,16 @@ class WebhookEvent(Base):
     __tablename__ = "lattice_webhook_events"
     __table_args__ = (
         sa.Index("ix_lattice_webhook_events_status_received", "status", "received_at"),
+        sa.Index("ix_lattice_webhook_events_received", "received_at"),
+        sa.Index("ix_lattice_webhook_events_type_received", "type", "received_at"),
+        sa.Index("ix_lattice_webhook_events_object_created", "object_id", "created"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(128), index=True)
     created: Mapped[datetime]
+    #: The id of the Stripe object the event is about (``data.object.id``), if any.
+    object_id: Mapped[str | None] = mapped_column(sa.String(255))
     livemode: Mapped[bool] = mapped_column(default=False)
     api_version: Mapped[str | None] = mapped_column(sa.String(64))
     payload: Mapped[str] = mapped_column(sa.Text)
@@ -239,6 +318,55 @@ class WebhookEvent(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     processed_at: Mapped[datetime | None]
+
+
+class AdminAudit(Base):
+    """One write made from the operations console: who, what, on which object, when."""
+
+    __tablename__ = "lattice_admin_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(sa.String(255))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target: Mapped[str | None] = mapped_column(sa.String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class MrrPosition(Base):
+    """A subscription's monthly recurring revenue, as last computed from its projection.
+
+    ``mrr`` is in minor units of ``currency`` per month (0 once the subscription is not
+    ``active`` or ``past_due``); ``baseline_mrr`` is its value at the last daily snapshot.
+    """
+
+    __tablename__ = "lattice_mrr_positions"
+    __table_args__ = (sa.Index("ix_lattice_mrr_positions_currency_mrr", "currency", "mrr"),)
+
+    stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    mrr: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    baseline_mrr: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    source_updated_at: Mapped[datetime]
+
+
+class MrrSnapshot(Base):
+    """MRR at the start of one UTC day and how it moved since the previous snapshot, per
+    currency (all amounts in minor units per month)."""
+
+    __tablename__ = "lattice_mrr_snapshots"
+    __table_args__ = (sa.UniqueConstraint("day", "currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    mrr: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    new: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    expansion: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    contraction: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    churned: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    subscriptions: Mapped[int] = mapped_column(default=0)
+    taken_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 def attach_tables(metadata: sa.MetaData) -> None:

@@ -16,11 +16,23 @@
 
 A price reference is either a Stripe price id (``price_…``) or a price ``lookup_key``.
 A plan without prices is free.
+
+A paid plan is billed flat (its subscription item's quantity is always 1) unless it has
+``"seats": {"min": 1, "max": 50}``: then it is billed per seat, and the quantity is the
+number of seats, from ``min`` (default 1) to ``max`` (default :data:`MAX_SEATS`).
+
+For ``flask lattice catalog push``, a price may instead be a mapping that also gives the
+amount, in minor units of its currency::
+
+    "prices": {"month": {"lookup_key": "pro_monthly", "amount": 1200, "currency": "usd"}}
+
+The amount is only what ``catalog push`` creates in Stripe; the pricing page and Checkout
+still read the amount from Stripe's price.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -28,12 +40,40 @@ from .errors import ConfigurationError, UnknownPlanError
 
 Interval = Literal["month", "year"]
 INTERVALS: tuple[Interval, ...] = ("month", "year")
-_PLAN_KEYS = frozenset({"key", "name", "rank", "prices", "features", "trial_days", "description"})
+_PLAN_KEYS = frozenset(
+    {"key", "name", "rank", "prices", "features", "trial_days", "description", "seats"}
+)
+#: The most seats a per-seat plan may allow (and its ``max`` when the catalog names none).
+MAX_SEATS = 10_000
+
+
+@dataclass(frozen=True)
+class PriceAmount:
+    """What ``catalog push`` creates for one price: ``unit_amount`` in minor units of
+    ``currency`` (lower-case ISO code), billed every interval."""
+
+    unit_amount: int
+    currency: str = "usd"
 
 
 def is_price_id(ref: str) -> bool:
     """Whether a price reference is a Stripe price id rather than a lookup key."""
     return ref.startswith("price_")
+
+
+@dataclass(frozen=True)
+class SeatRange:
+    """How many seats a per-seat plan sells: ``minimum`` to ``maximum``, both included."""
+
+    minimum: int = 1
+    maximum: int = MAX_SEATS
+
+    def clamp(self, seats: int) -> int:
+        """``seats`` moved into the range."""
+        return min(max(seats, self.minimum), self.maximum)
+
+    def __contains__(self, seats: object) -> bool:
+        return isinstance(seats, int) and self.minimum <= seats <= self.maximum
 
 
 @dataclass(frozen=True)
@@ -47,6 +87,17 @@ class Plan:
     features: frozenset[str] = frozenset()
     trial_days: int | None = None
     description: str = ""
+    #: The seats sold when the plan is billed per seat; ``None`` for a flat plan.
+    seats: SeatRange | None = None
+
+    @property
+    def per_seat(self) -> bool:
+        """Whether the subscription's quantity is a number of seats (else it is always 1)."""
+        return self.seats is not None
+
+    #: Amounts per interval for ``flask lattice catalog push`` (only for prices given as
+    #: mappings with an ``amount``).
+    amounts: Mapping[Interval, PriceAmount] = field(default_factory=dict)
 
     @property
     def is_free(self) -> bool:
@@ -104,6 +155,24 @@ class PlanCatalog:
         if plan is None and lookup_key:
             plan = self._by_price_ref.get(lookup_key)
         return plan
+
+    def plan_item(self, items: Sequence[Mapping[str, Any]]) -> tuple[Any, Plan | None]:
+        """The subscription item that carries the plan, and its plan.
+
+        ``items`` are Stripe ``subscription_item`` objects, as dicts or ``StripeObject`` s
+        (``item["price"]["id"]`` and ``["lookup_key"]``). The item whose catalog plan ranks highest carries the plan; on
+        a tie, the first such item. With no catalog price, the first item and ``None``;
+        with no items, ``(None, None)``. The projection and the subscription operations both
+        use this one rule.
+        """
+        best: tuple[Any, Plan | None] = (items[0], None) if items else (None, None)
+        for item in items:
+            price = item["price"]
+            lookup_key = price["lookup_key"] if "lookup_key" in price else None  # noqa: SIM401 - a StripeObject has no .get
+            plan = self.plan_for_price(price["id"], lookup_key)
+            if plan is not None and (best[1] is None or plan.rank > best[1].rank):
+                best = (item, plan)
+        return best
 
     def admits(self, plan_key: str | None, required: str) -> bool:
         """Whether holding ``plan_key`` satisfies a requirement for plan ``required``."""
@@ -163,30 +232,79 @@ def _parse_plan(entry: Any, where: str) -> Plan:
     features = entry.get("features", ())
     if isinstance(features, str) or not all(isinstance(item, str) for item in features):
         raise ConfigurationError(f"{where}.features must be a list of feature names")
+    prices, amounts = _parse_prices(entry.get("prices") or {}, f"{where}.prices")
     return Plan(
         key=key,
         name=_required_str(entry, "name", where),
         rank=rank,
-        prices=_parse_prices(entry.get("prices") or {}, f"{where}.prices"),
+        prices=prices,
         features=frozenset(features),
         trial_days=trial_days,
         description=str(entry.get("description", "")),
+        amounts=amounts,
+        seats=_parse_seats(entry["seats"], f"{where}.seats") if "seats" in entry else None,
     )
 
 
-def _parse_prices(raw: Any, where: str) -> dict[Interval, str]:
+def _parse_seats(raw: Any, where: str) -> SeatRange:
+    if not isinstance(raw, Mapping) or set(raw) - {"min", "max"}:
+        raise ConfigurationError(
+            f"{where} must be a mapping such as {{'min': 1, 'max': 50}} (keys 'min' and 'max')"
+        )
+    bounds = {"min": raw.get("min", 1), "max": raw.get("max", MAX_SEATS)}
+    for name, value in bounds.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SEATS:
+            raise ConfigurationError(
+                f"{where}.{name} must be a whole number of seats from 1 to {MAX_SEATS} "
+                f"(got {value!r})"
+            )
+    if bounds["min"] > bounds["max"]:
+        raise ConfigurationError(
+            f"{where}.min ({bounds['min']}) must not be more than {where}.max ({bounds['max']})"
+        )
+    return SeatRange(minimum=bounds["min"], maximum=bounds["max"])
+
+
+def _parse_prices(raw: Any, where: str) -> tuple[dict[Interval, str], dict[Interval, PriceAmount]]:
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{where} must map an interval ('month', 'year') to a price")
     prices: dict[Interval, str] = {}
+    amounts: dict[Interval, PriceAmount] = {}
     for interval, ref in raw.items():
         if interval not in INTERVALS:
             raise ConfigurationError(
                 f"{where} has interval {interval!r}; use 'month' or 'year' as Stripe names them"
             )
+        if isinstance(ref, Mapping):
+            key = cast(Interval, interval)
+            prices[key], amounts[key] = _parse_priced(ref, f"{where}.{interval}")
+            continue
         if not isinstance(ref, str) or not ref.strip():
             raise ConfigurationError(f"{where}.{interval} must be a price id or a lookup key")
         prices[cast(Interval, interval)] = ref.strip()
-    return prices
+    return prices, amounts
+
+
+def _parse_priced(raw: Mapping[str, Any], where: str) -> tuple[str, PriceAmount]:
+    unknown = set(raw) - {"lookup_key", "amount", "currency"}
+    if unknown:
+        raise ConfigurationError(
+            f"{where} has unknown field(s) {sorted(unknown)}; allowed: amount, currency, lookup_key"
+        )
+    lookup_key = raw.get("lookup_key")
+    if not isinstance(lookup_key, str) or not lookup_key.strip() or is_price_id(lookup_key):
+        raise ConfigurationError(
+            f"{where}.lookup_key is required: the lookup key catalog push gives the price"
+        )
+    amount = raw.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        raise ConfigurationError(
+            f"{where}.amount must be a whole number of minor units (1200 for $12.00)"
+        )
+    currency = raw.get("currency", "usd")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise ConfigurationError(f"{where}.currency must be a three-letter ISO code such as 'usd'")
+    return lookup_key.strip(), PriceAmount(amount, currency.lower())
 
 
 def _required_str(entry: Mapping[str, Any], name: str, where: str) -> str:
@@ -209,5 +327,11 @@ def _check_unique(plans: list[Plan], setting: str) -> None:
                     f"{setting}: price {ref!r} is used by both {seen_refs[ref]!r} and {plan.key!r}"
                 )
             seen_refs[ref] = plan.key
+    for index, plan in enumerate(plans):
+        if plan.is_free and plan.per_seat:
+            raise ConfigurationError(
+                f"{setting}[{index}].seats: the {plan.key!r} plan is free, so it has no seats "
+                "to sell; give it 'prices' or remove 'seats'"
+            )
     if plans and not any(not plan.is_free for plan in plans):
         raise ConfigurationError(f"{setting} has no paid plan: give at least one plan 'prices'")

@@ -33,6 +33,16 @@ Sender: the Flask app. Keyword arguments: ``billable_key``, ``subscription_id`` 
 ``trial_end`` (an aware ``datetime`` or None).
 """
 
+ownership_conflict = _signals.signal("lattice.ownership-conflict")
+"""Something claimed a Stripe customer for another billable than the one that owns it in
+``lattice_customers`` (a Checkout Session's ``client_reference_id`` or metadata, or the
+``checkout_owner`` hook). The claim was not applied.
+
+Sender: the Flask app. Keyword arguments: ``customer_id`` (``cus_…``), ``owner`` (the
+billable key on record), ``claimed_by`` (the billable key claimed) and ``source`` (str,
+where the claim came from).
+"""
+
 event_processed = _signals.signal("lattice.event-processed")
 """A stored webhook event finished processing.
 
@@ -46,4 +56,14 @@ stripe_request = _signals.signal("lattice.stripe-request")
 Sender: the Flask app. Keyword arguments: ``method``, ``path``, ``status`` (int, 0 when
 no answer came), ``duration`` (seconds, float), ``request_id`` and ``idempotency_key``
 (str or None). It never carries the API key, a Checkout or portal URL, or card data.
+"""
+
+admin_action = _signals.signal("lattice.admin-action")
+"""An operator changed something from the operations console (after its audit row and
+the change itself were committed).
+
+Sender: the Flask app. Keyword arguments: ``actor`` (str: the operator's billable key or
+user id), ``action`` (str, such as ``replay``, ``replay-failed``, ``drain``, ``recover``,
+``resync``), ``target`` (str or None: an ``evt_…``, event type or ``cus_…`` id),
+``parameters`` (dict) and ``audit_id`` (int: the ``lattice_admin_audit`` row).
 """

@@ -34,6 +34,9 @@ class Hooks:
     access_policy: Callable[..., Any] | None = None
     plan_required_handler: Callable[..., Any] | None = None
     downgrade_guard: Callable[..., Any] | None = None
+    seats_in_use: Callable[[Billable], int] | None = None
+    checkout_owner: Callable[[dict[str, Any]], str | None] | None = None
+    admin_required: Callable[[], bool] | None = None
     event_handlers: dict[str, list[EventHandler]] = field(default_factory=dict)
 
 

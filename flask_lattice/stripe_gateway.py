@@ -39,6 +39,7 @@ from .config import LatticeConfig
 from .errors import (
     CardDeclined,
     InvalidSignature,
+    LatticeError,
     StripeAPIError,
     StripeGuardError,
     StripeNotFound,
@@ -50,6 +51,9 @@ from .signals import stripe_request
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+#: The Stripe API version every request is pinned to (the SDK's own, ``stripe.api_version``).
+API_VERSION: str = stripe.api_version
 
 PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 
@@ -334,7 +338,9 @@ class StripeGateway:
     apply to it too, but idempotency keys and error translation do not.
     """
 
-    def __init__(self, client: stripe.StripeClient, transport: GuardedTransport) -> None:
+    def __init__(
+        self, client: stripe.StripeClient, transport: GuardedTransport | None = None
+    ) -> None:
         self.client = client
         self._transport = transport
 
@@ -350,7 +356,7 @@ class StripeGateway:
         return cls(
             stripe.StripeClient(
                 config.stripe_secret_key,
-                stripe_version=stripe.api_version,
+                stripe_version=API_VERSION,
                 base_addresses=base,  # type: ignore[arg-type]
                 max_network_retries=config.stripe_max_network_retries,
                 http_client=transport,
@@ -358,16 +364,12 @@ class StripeGateway:
             transport,
         )
 
-    @property
-    def api_version(self) -> str:
-        """The Stripe API version every request is pinned to (``Stripe-Version``)."""
-        return str(stripe.api_version)
-
-    @property
-    def transport(self) -> GuardedTransport:
-        """The HTTP client every request goes through (its ``read_budget`` is settable)."""
-        transport: GuardedTransport = self._transport
-        return transport
+    def meter_reads(self, budget: ReadBudget) -> None:
+        """Take a token from ``budget`` before every read (a gateway built by
+        :meth:`from_config`; raises ``LatticeError`` for one built on a bare client)."""
+        if self._transport is None:
+            raise LatticeError("only a gateway built from the app's config can meter reads")
+        self._transport.read_budget = budget
 
     @property
     def v1(self) -> Any:
@@ -405,6 +407,10 @@ class StripeGateway:
         params = {"expand": expand} if expand else None
         return self._call(self.v1.checkout.sessions.retrieve, session_id, params)
 
+    def expire_checkout_session(self, session_id: str) -> Any:
+        """Expire an open Checkout Session (Stripe refuses one that is not ``open``)."""
+        return self._call(self.v1.checkout.sessions.expire, session_id)
+
     def create_portal_session(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
         """Create a customer portal session. Its ``url`` is a bearer credential."""
         options = self._options("portal", params, scope)
@@ -431,15 +437,75 @@ class StripeGateway:
             page = self.v1.subscriptions.list(params)
             return list(page.auto_paging_iter())
 
-    def update_subscription(self, subscription_id: str, params: Mapping[str, Any]) -> Any:
+    def iter_customers(self, *, created_gte: int | None = None) -> Iterator[Any]:
+        """Every customer of the account (deleted ones excluded), newest first, or those
+        created at or after ``created_gte`` (unix seconds). Pages of 100 are fetched as the
+        iteration reaches them."""
+        params: dict[str, Any] = {"limit": 100}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        with translated():
+            yield from self.v1.customers.list(params).auto_paging_iter()
+
+    def iter_subscriptions(self, *, created_gte: int | None = None) -> Iterator[Any]:
+        """Every subscription of the account, canceled ones included, newest first (or
+        those created at or after ``created_gte``, unix seconds), a page of 100 at a time."""
+        params: dict[str, Any] = {"status": "all", "limit": 100}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        with translated():
+            yield from self.v1.subscriptions.list(params).auto_paging_iter()
+
+    def list_subscription_page(self, params: Mapping[str, Any]) -> Any:
+        """One page of ``GET /v1/subscriptions`` with ``params`` (``data``, ``has_more``)."""
+        return self._call(self.v1.subscriptions.list, dict(params))
+
+    def search_subscription_page(self, params: Mapping[str, Any]) -> Any:
+        """One page of ``GET /v1/subscriptions/search`` (eventually consistent)."""
+        return self._call(self.v1.subscriptions.search, dict(params))
+
+    def stream_subscriptions(self, params: Mapping[str, Any], *, search: bool) -> Iterator[Any]:
+        """Every subscription of a list (or, with ``search``, of a search) with ``params``,
+        fetching page after page as the caller iterates; a failed page raises
+        :class:`~flask_lattice.errors.StripeAPIError` from the iteration."""
+        call = self.v1.subscriptions.search if search else self.v1.subscriptions.list
+        with translated():
+            yield from call(dict(params)).auto_paging_iter()
+
+    def list_subscription_items(self, subscription_id: str) -> list[Any]:
+        """Every item of a subscription (a subscription object embeds only the first 10)."""
+        params = {"subscription": subscription_id, "limit": 100}
+        with translated():
+            return list(self.v1.subscription_items.list(params).auto_paging_iter())
+
+    def update_subscription(
+        self,
+        subscription_id: str,
+        params: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Any:
         """Update a subscription (needs ``proration_behavior`` under the guard)."""
-        return self._call(self.v1.subscriptions.update, subscription_id, dict(params))
+        options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        return self._call(self.v1.subscriptions.update, subscription_id, dict(params), options)
 
     def cancel_subscription(
-        self, subscription_id: str, params: Mapping[str, Any] | None = None
+        self,
+        subscription_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> Any:
         """Cancel a subscription now (``DELETE``); use an update for a period-end cancel."""
-        return self._call(self.v1.subscriptions.cancel, subscription_id, dict(params or {}))
+        options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        return self._call(
+            self.v1.subscriptions.cancel, subscription_id, dict(params or {}), options
+        )
+
+    def check_key(self) -> None:
+        """One cheap authenticated read (``GET /v1/customers?limit=1``): raises
+        :class:`~flask_lattice.errors.StripeAPIError` when the key or the API base is wrong."""
+        self._call(self.v1.customers.list, {"limit": 1})
 
     def preview_invoice(self, params: Mapping[str, Any]) -> Any:
         """Preview the next invoice (needs ``proration_behavior`` under the guard)."""
@@ -450,11 +516,6 @@ class StripeGateway:
     def retrieve_invoice(self, invoice_id: str) -> Any:
         """Retrieve an invoice."""
         return self._call(self.v1.invoices.retrieve, invoice_id)
-
-    def list_invoices(self, customer_id: str, *, limit: int = 24) -> list[Any]:
-        """The customer's newest invoices."""
-        page = self._call(self.v1.invoices.list, {"customer": customer_id, "limit": limit})
-        return list(page["data"])
 
     def list_prices(self, *, lookup_keys: list[str]) -> list[Any]:
         """Prices (active or not) holding any of ``lookup_keys``, with their products."""
@@ -468,27 +529,72 @@ class StripeGateway:
             found.extend(self._call(self.v1.prices.list, params)["data"])
         return found
 
+    def list_products(self) -> list[Any]:
+        """Every product, active or archived (all pages)."""
+        with translated():
+            page = self.v1.products.list({"limit": 100})
+            return list(page.auto_paging_iter())
+
+    def create_product(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a product; ``scope`` separates otherwise identical creates."""
+        options = self._options("product", params, scope)
+        return self._call(self.v1.products.create, dict(params), options)
+
+    def update_product(self, product_id: str, params: Mapping[str, Any]) -> Any:
+        """Update a product's name, ``active`` flag or metadata."""
+        return self._call(self.v1.products.update, product_id, dict(params))
+
+    def create_price(self, params: Mapping[str, Any], *, scope: str = "") -> Any:
+        """Create a price; ``scope`` separates otherwise identical creates."""
+        options = self._options("price", params, scope)
+        return self._call(self.v1.prices.create, dict(params), options)
+
+    def update_price(self, price_id: str, params: Mapping[str, Any]) -> Any:
+        """Update a price's ``active`` flag, lookup key or metadata (amounts never change)."""
+        return self._call(self.v1.prices.update, price_id, dict(params))
+
     def retrieve_price(self, price_id: str) -> Any:
         """Retrieve a price with its product."""
         return self._call(self.v1.prices.retrieve, price_id, {"expand": ["product"]})
 
-    def retrieve_event(self, event_id: str) -> Any:
-        """Retrieve an event."""
-        return self._call(self.v1.events.retrieve, event_id)
+    def retrieve_test_clock(self, clock_id: str) -> Any:
+        """Retrieve a test clock (``frozen_time`` is its current time)."""
+        return self._call(self.v1.test_helpers.test_clocks.retrieve, clock_id)
+
+    def list_webhook_endpoints(self) -> list[Any]:
+        """Every webhook endpoint of the account (``url``, ``api_version``, ``enabled_events``,
+        ``status``); ``api_version`` is ``None`` for one on the account's default version."""
+        with translated():
+            page = self.v1.webhook_endpoints.list({"limit": 100})
+            return list(page.auto_paging_iter())
+
+    def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]:
+        """Every event created at or after ``created_gte`` (unix seconds) that some webhook
+        endpoint has not acknowledged (``GET /v1/events?delivery_success=false``), as plain
+        JSON dicts, newest first. Stripe keeps events for 30 days."""
+        params = {"delivery_success": False, "created": {"gte": created_gte}, "limit": 100}
+        with translated():
+            page = self.v1.events.list(params)
+            return [event.to_dict(for_json=True) for event in page.auto_paging_iter()]
 
 
-# -- webhook signatures (used by webhooks.py) ------------------------------------------
+# -- webhook signatures (used by webhooks/route.py) -------------------------------------
 
 
-def verify_signature(payload: bytes, header: str, secret: str, tolerance: int) -> None:
-    """Verify ``header`` over the raw ``payload`` with the SDK, for one signing secret.
+def verify_signature(payload: bytes, header: str, secret: str) -> None:
+    """Verify the HMAC of ``header`` over the raw ``payload`` with the SDK, for one secret.
 
-    Raises :class:`InvalidSignature` for a malformed header, no matching signature, or a
-    timestamp older than ``tolerance`` seconds.
+    Only the signature is checked here: the route checks the header's syntax and the
+    timestamp's tolerance, in both directions, itself
+    (:mod:`flask_lattice.webhooks.envelope`). Raises :class:`InvalidSignature` when no
+    ``v1`` signature matches, and for anything the SDK cannot compare (it raises
+    ``TypeError`` on non-ASCII signatures, ``UnicodeDecodeError`` on a non-UTF-8 body).
     """
     try:
-        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=None)
     except stripe.SignatureVerificationError as error:
         raise InvalidSignature(str(error.user_message or error)) from None
     except UnicodeDecodeError:
         raise InvalidSignature("the body is not UTF-8") from None
+    except TypeError:
+        raise InvalidSignature("the signatures are not ASCII") from None

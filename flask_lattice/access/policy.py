@@ -3,6 +3,10 @@
 Pure functions over :class:`SubscriptionState` snapshots of projected rows (read by
 :mod:`.query`) and a ``now``; nothing here talks to Stripe or the database. The table in
 :doc:`access` describes :class:`AccessPolicy` row by row.
+
+Billing time is the subscription's clock: :func:`resolve` hands each policy call the
+row's :func:`billing_time` (its test clock's time, or the wall clock without one), so
+deadlines computed from Stripe's dates are compared with the same clock that set them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ class SubscriptionState(NamedTuple):
     trial_end: datetime | None = None
     pause_collection_behavior: str | None = None
     pause_resumes_at: datetime | None = None
+    #: The subscription's clock (``lattice_test_clocks``), when it has one: its
+    #: ``frozen_time``, when that was observed, and whether the clock runs on from it.
+    clock_frozen_time: datetime | None = None
+    clock_observed_at: datetime | None = None
+    clock_runs: bool | None = None
 
 
 #: How long a ``trialing`` row keeps access after its ``trial_end`` when no update has
@@ -129,6 +138,33 @@ class Access:
         return self.subscription.status if self.subscription is not None else None
 
 
+def billing_time(subscription: SubscriptionState, wall: datetime) -> datetime:
+    """The subscription's time when the wall clock shows ``wall`` (aware UTC).
+
+    A Stripe test clock is frozen at its ``frozen_time``; the sandbox's own clock runs on
+    from the ``frozen_time`` last observed; without a clock it is ``wall``.
+    """
+    return clock_time(
+        subscription.clock_frozen_time,
+        subscription.clock_observed_at,
+        bool(subscription.clock_runs),
+        wall,
+    )
+
+
+def clock_time(
+    frozen: datetime | None, observed_at: datetime | None, runs: bool, wall: datetime
+) -> datetime:
+    """A clock's time at ``wall``: ``frozen`` for a (frozen) test clock, ``wall`` without
+    a clock. A clock that runs (the sandbox's: wall time plus an offset that only grows)
+    is ``frozen`` plus the wall time since ``observed_at``, and never behind ``wall``."""
+    if frozen is None:
+        return wall
+    if runs and observed_at is not None:
+        return max(wall, frozen + max(wall - observed_at, timedelta(0)))
+    return frozen
+
+
 def resolve(
     subscriptions: Iterable[SubscriptionState],
     now: datetime,
@@ -139,11 +175,12 @@ def resolve(
 
     The row reported is the one granting the plan or, when none does, the most recently
     started one (so a page can say that a subscription ended or a payment failed).
+    ``now`` is the wall clock; each row is judged at its own :func:`billing_time`.
     """
     rows = list(subscriptions)
     best: tuple[Plan, SubscriptionState] | None = None
     for row in rows:
-        key = policy(row, now)
+        key = policy(row, billing_time(row, now))
         if key is None:
             continue
         if key not in plans:

@@ -29,7 +29,7 @@ from flask import Flask
 from ..config import PRORATION_BEHAVIORS, LatticeConfig
 from ..errors import StripeGuardError
 from ..state import get_state
-from ..stripe_gateway import StripeGateway, idempotency_key, translated
+from ..stripe_gateway import StripeGateway, idempotency_key
 
 #: What the facade's methods return: the SDK's ``Subscription`` / ``Invoice`` objects
 #: (read them with ``obj["field"]``), or list and search pages of them.
@@ -60,9 +60,9 @@ class SubscriptionsFacade:
         self, subscription_id: str, *, expand: Sequence[str] | None = None
     ) -> StripeObject:
         """The subscription as Stripe holds it now."""
-        params = {"expand": list(expand)} if expand else None
-        with translated():
-            return self._gateway.v1.subscriptions.retrieve(subscription_id, params)
+        return self._gateway.retrieve_subscription(
+            subscription_id, expand=list(expand) if expand else None
+        )
 
     def list(
         self,
@@ -85,8 +85,7 @@ class SubscriptionsFacade:
             limit=limit,
             starting_after=starting_after,
         )
-        with translated():
-            return self._gateway.v1.subscriptions.list(params)
+        return self._gateway.list_subscription_page(params)
 
     def search(self, query: str, *, limit: int = 10, page: str | None = None) -> StripeObject:
         """One page of subscriptions matching a Search Query Language ``query``.
@@ -96,8 +95,7 @@ class SubscriptionsFacade:
         read back a write; use :meth:`retrieve` or :meth:`list`.
         """
         params = _present(query=query, limit=limit, page=page)
-        with translated():
-            return self._gateway.v1.subscriptions.search(params)
+        return self._gateway.search_subscription_page(params)
 
     def stream(
         self,
@@ -115,14 +113,15 @@ class SubscriptionsFacade:
         that fails mid-stream raises :class:`~flask_lattice.stripe_gateway.StripeAPIError`
         from the iteration; it never ends the stream silently.
         """
-        with translated():
-            if query is not None:
-                first = self._gateway.v1.subscriptions.search({"query": query, "limit": page_size})
-            else:
-                first = self._gateway.v1.subscriptions.list(
-                    _present(customer=customer, status=status, price=price, limit=page_size)
-                )
-            yield from first.auto_paging_iter()
+        if query is not None:
+            yield from self._gateway.stream_subscriptions(
+                {"query": query, "limit": page_size}, search=True
+            )
+        else:
+            yield from self._gateway.stream_subscriptions(
+                _present(customer=customer, status=status, price=price, limit=page_size),
+                search=False,
+            )
 
     def preview_change(
         self,
@@ -212,7 +211,7 @@ class SubscriptionsFacade:
             params = {"cancel_at_period_end": True, **self._proration_params(None)}
             return self._write("cancel-at-period-end", subscription_id, params, scope)
         params = _present(invoice_now=invoice_now, prorate=prorate)
-        cancel = self._gateway.v1.subscriptions.cancel
+        cancel = self._gateway.cancel_subscription
         return self._write("cancel-now", subscription_id, params, scope, send=cancel)
 
     def resume(self, subscription_id: str, *, scope: str = "") -> StripeObject:
@@ -288,9 +287,8 @@ class SubscriptionsFacade:
         send: Callable[..., Any] | None = None,
     ) -> StripeObject:
         key = idempotency_key(f"subscription-{operation}", subscription_id, params, scope)
-        call = send or self._gateway.v1.subscriptions.update
-        with translated():
-            return call(subscription_id, dict(params), {"idempotency_key": key})
+        call = send or self._gateway.update_subscription
+        return call(subscription_id, params, idempotency_key=key)
 
 
 def _present(**params: Any) -> dict[str, Any]:

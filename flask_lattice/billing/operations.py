@@ -1,7 +1,7 @@
 """Subscription operations a billable starts from the host's settings page.
 
-Swap plan (with a proration preview), change quantity, cancel at the period end and resume,
-pause and resume payment collection. Each use case checks that the subscription belongs to
+Swap plan and change seats (each with a proration preview and a signed confirm), cancel
+at the period end and resume, pause and resume payment collection. Each use case checks that the subscription belongs to
 the billable (locally and against Stripe's object) and runs every guard before a request
 is sent. They return what Stripe answered; the local rows change only when the webhook
 for the change has been processed.
@@ -33,16 +33,20 @@ from ..plans import Plan
 from ..signing import serializer
 from ..state import get_state
 from .checkout import sellable_plan
+from .clocks import subscription_time
 from .customers import find_customer
 from .facade import SubscriptionsFacade
+from .numbers import whole_number
 from .portal import default_subscription, owned_subscription
 from .prices import offered_price
+from .seats import check_seats, parse_seats, swap_quantity
 
-#: Statuses whose subscriptions can be changed here.
-#: How long a swap preview can be confirmed (seconds).
+#: How long a swap or seat preview can be confirmed (seconds).
 PREVIEW_MAX_AGE = 30 * 60
-MAX_QUANTITY = 10_000
+#: The last second a timestamp input may name: 9999-12-31T23:59:59Z.
+MAX_TIMESTAMP = 253_402_300_799
 _PREVIEW_SALT = "flask-lattice-swap-preview"
+_SEATS_SALT = "flask-lattice-seats-preview"
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,41 @@ class SwapPreview:
         return self.current_plan is not None and self.plan.rank < self.current_plan.rank
 
 
+@dataclass(frozen=True)
+class SeatPreview:
+    """What a seat change costs, as Stripe previewed it, and the token that confirms it.
+
+    Amounts are integer minor units of ``currency``; ``unit_amount`` is the price per seat
+    (Stripe's ``price.unit_amount``), ``recurring_amount`` the new price per interval.
+    """
+
+    subscription_id: str
+    plan: Plan
+    current_quantity: int
+    quantity: int
+    unit_amount: int | None
+    currency: str
+    proration_behavior: str
+    due_today: int
+    next_invoice_amount: int
+    next_invoice_date: datetime | None
+    recurring_amount: int | None
+    lines: list[PreviewLine]
+    token: str
+
+
+@dataclass(frozen=True)
+class PricedChange:
+    """The amounts of a previewed item change (minor units of ``currency``)."""
+
+    currency: str
+    due_today: int
+    next_invoice_amount: int
+    next_invoice_date: datetime | None
+    recurring_amount: int | None
+    lines: list[PreviewLine]
+
+
 # -- ownership ------------------------------------------------------------------------------
 
 
@@ -129,19 +168,10 @@ def load_target(billable: Billable, subscription_id: str | None) -> Target:
     if live["status"] not in LIVE_STATUSES:
         raise OperationConflict(f"This subscription is {live['status']} and cannot be changed.")
     catalog = get_state().config.plans
-    items = list(live["items"]["data"])
-    item = next(
-        (
-            entry
-            for entry in items
-            if catalog.plan_for_price(entry["price"]["id"], entry["price"]["lookup_key"])
-        ),
-        items[0],
-    )
+    item, plan = catalog.plan_item(list(live["items"]["data"]))
     row = get_state().db.session.scalar(
         sa.select(Subscription).where(Subscription.stripe_subscription_id == found)
     )
-    plan = catalog.plan_for_price(item["price"]["id"], item["price"]["lookup_key"])
     return Target(subscription_id=found, live=live, item=item, plan=plan, row=row)
 
 
@@ -183,27 +213,16 @@ def preview_swap(
     if price.stripe_price_id == target.price_id:
         raise OperationConflict(f"You are already on the {plan.name} plan, billed per {chosen}.")
     check_downgrade(billable, target.plan, plan)
+    quantity = swap_quantity(billable, target.plan, _quantity_of(target), plan)
     behavior = get_state().config.proration_behavior
-    proration_date = _proration_date(target.item)
-    quantity = int(target.item["quantity"] or 1)
-    facade = SubscriptionsFacade.for_app()
-    invoice = facade.preview_change(
-        target.subscription_id,
-        [{"id": target.item["id"], "price": price.stripe_price_id, "quantity": quantity}],
-        proration_behavior=behavior,
-        proration_date=proration_date,
+    proration_date = _proration_date(target)
+    priced = _price_change(
+        target, price.stripe_price_id, price.unit_amount, quantity, behavior, proration_date
     )
-    lines = [_line(line) for line in invoice["lines"]["data"]]
-    immediate = invoice["billing_reason"] == "subscription_update"
-    recurring = price.unit_amount * quantity if price.unit_amount is not None else None
-    if immediate:
-        ends = [line["period"]["end"] for line in invoice["lines"]["data"]]
-        next_date = max(ends) if ends else None
-        next_amount = recurring or 0
-    else:
-        next_date = target.item["current_period_end"]
-        next_amount = int(invoice["amount_due"])
-    token = serializer(_PREVIEW_SALT, signs="plan change previews").dumps(
+    token = _sign_preview(
+        _PREVIEW_SALT,
+        proration_date,
+        behavior,
         {
             "sub": target.subscription_id,
             "item": target.item["id"],
@@ -213,10 +232,7 @@ def preview_swap(
             "plan": plan.key,
             "interval": chosen,
             "quantity": quantity,
-            "date": proration_date,
-            "behavior": behavior,
-            "nonce": secrets.token_urlsafe(12),
-        }
+        },
     )
     return SwapPreview(
         subscription_id=target.subscription_id,
@@ -224,14 +240,14 @@ def preview_swap(
         plan=plan,
         interval=chosen,
         quantity=quantity,
-        currency=str(invoice["currency"]),
+        currency=priced.currency,
         proration_behavior=behavior,
         proration_date=proration_date,
-        due_today=int(invoice["amount_due"]) if immediate else 0,
-        next_invoice_amount=next_amount,
-        next_invoice_date=datetime.fromtimestamp(next_date, UTC) if next_date else None,
-        recurring_amount=recurring,
-        lines=lines,
+        due_today=priced.due_today,
+        next_invoice_amount=priced.next_invoice_amount,
+        next_invoice_date=priced.next_invoice_date,
+        recurring_amount=priced.recurring_amount,
+        lines=priced.lines,
         token=token,
     )
 
@@ -250,7 +266,7 @@ def confirm_swap(
     and the price must still be the catalog's; anything else is refused before Stripe
     is called. A double submit of the same preview is one change.
     """
-    shown = _load_preview(token)
+    shown = _load_preview(token, _PREVIEW_SALT)
     for posted, key in ((plan_key, "plan"), (interval, "interval"), (subscription_id, "sub")):
         if posted is not None and posted != shown[key]:
             raise OperationRefused("The form does not match the preview; preview the change again.")
@@ -263,6 +279,8 @@ def confirm_swap(
     catalog = get_state().config.plans
     current = shown["current"]
     check_downgrade(billable, catalog.get(current) if current in catalog else None, plan)
+    if plan.per_seat:
+        check_seats(billable, plan, shown["quantity"])
     return SubscriptionsFacade.for_app().swap(
         target.subscription_id,
         item_id=shown["item"],
@@ -287,21 +305,109 @@ def check_downgrade(billable: Billable, current: Plan | None, target: Plan) -> N
         raise DowngradeRefused(str(message))
 
 
-# -- quantity, cancel, resume, pause -------------------------------------------------------------
+# -- seats -----------------------------------------------------------------------------------------
 
 
-def change_quantity(
-    billable: Billable, subscription_id: str | None, quantity: Any, token: str | None = None
-) -> Any:
-    """Set the plan item's quantity (seats), prorated per ``LATTICE_PRORATION_BEHAVIOR``."""
-    seats = _quantity(quantity)
+def preview_seats(billable: Billable, subscription_id: str | None, quantity: Any) -> SeatPreview:
+    """Preview setting the seats (the plan item's quantity) of a per-seat subscription.
+
+    ``quantity`` is the raw form value: ASCII digits within the plan's seat range, and no
+    fewer than the host's ``seats_in_use``. The proration date is fixed now and signed,
+    with the quantity, into the token that :func:`confirm_seats` applies.
+
+    Raises :class:`~flask_lattice.billing.numbers.InvalidNumber` (400) for a bad number,
+    :class:`OperationRefused` (400) for a flat plan, :class:`~flask_lattice.errors.SeatsRefused` (409) below the
+    seats in use, and :class:`OperationConflict` (409) for the current quantity.
+    """
+    target, plan, seats = _seat_change(billable, subscription_id, quantity)
+    current = _quantity_of(target)
+    behavior = get_state().config.proration_behavior
+    proration_date = _proration_date(target)
+    unit_amount = target.item["price"]["unit_amount"]
+    priced = _price_change(target, target.price_id, unit_amount, seats, behavior, proration_date)
+    token = _sign_preview(
+        _SEATS_SALT,
+        proration_date,
+        behavior,
+        {
+            "sub": target.subscription_id,
+            "item": target.item["id"],
+            "price": target.price_id,
+            "from": current,
+            "quantity": seats,
+        },
+    )
+    return SeatPreview(
+        subscription_id=target.subscription_id,
+        plan=plan,
+        current_quantity=current,
+        quantity=seats,
+        unit_amount=int(unit_amount) if unit_amount is not None else None,
+        currency=priced.currency,
+        proration_behavior=behavior,
+        due_today=priced.due_today,
+        next_invoice_amount=priced.next_invoice_amount,
+        next_invoice_date=priced.next_invoice_date,
+        recurring_amount=priced.recurring_amount,
+        lines=priced.lines,
+        token=token,
+    )
+
+
+def check_seat_change(billable: Billable, subscription_id: str | None, quantity: Any) -> int:
+    """The seats ``quantity`` asks for, if :func:`preview_seats` would accept them.
+
+    Raises what :func:`preview_seats` raises, without asking Stripe for a preview.
+    """
+    return _seat_change(billable, subscription_id, quantity)[2]
+
+
+def _seat_change(
+    billable: Billable, subscription_id: str | None, quantity: Any
+) -> tuple[Target, Plan, int]:
+    seats = parse_seats(quantity, "quantity")
     target = load_target(billable, subscription_id)
+    plan = _seat_plan(target)
+    check_seats(billable, plan, seats)
+    if seats == _quantity_of(target):
+        raise OperationConflict(f"You already have {seats} {_seats_word(seats)}.")
+    return target, plan, seats
+
+
+def confirm_seats(
+    billable: Billable,
+    token: str,
+    *,
+    quantity: str | None = None,
+    subscription_id: str | None = None,
+) -> Any:
+    """Apply the seat change that ``token`` (from :func:`preview_seats`) describes.
+
+    A posted ``quantity`` or ``subscription`` that differs from the preview is a 400; a
+    subscription whose price or seats changed since the preview is a 409; the seats in use
+    are checked again. A double submit of the same preview is one change.
+    """
+    shown = _load_preview(token, _SEATS_SALT)
+    if quantity is not None and quantity != str(shown["quantity"]):
+        raise OperationRefused("The form does not match the preview; preview the change again.")
+    if subscription_id is not None and subscription_id != shown["sub"]:
+        raise OperationRefused("The form does not match the preview; preview the change again.")
+    target = load_target(billable, shown["sub"])
+    unchanged = (target.item["id"], target.price_id) == (shown["item"], shown["price"])
+    if not unchanged or _quantity_of(target) not in (shown["from"], shown["quantity"]):
+        raise OperationConflict("The subscription changed since the preview; preview it again.")
+    check_seats(billable, _seat_plan(target), shown["quantity"])
     return SubscriptionsFacade.for_app().set_quantity(
         target.subscription_id,
-        item_id=target.item["id"],
-        quantity=seats,
-        scope=operation_scope(target, token),
+        item_id=shown["item"],
+        quantity=shown["quantity"],
+        proration_behavior=shown["behavior"],
+        proration_date=shown["date"],
+        scope=shown["nonce"],
     )
+
+
+# -- cancel, resume, pause ---------------------------------------------------------------------
 
 
 def cancel_at_period_end(
@@ -353,9 +459,17 @@ def unpause(billable: Billable, subscription_id: str | None, token: str | None =
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _load_preview(token: str) -> dict[str, Any]:
+def _sign_preview(salt: str, proration_date: int, behavior: str, shown: dict[str, Any]) -> str:
+    """A signed token for a previewed change: what was shown, the proration date
+    (unix seconds) and behavior it was priced with, and a nonce."""
+    payload = {**shown, "date": proration_date, "behavior": behavior}
+    payload["nonce"] = secrets.token_urlsafe(12)
+    return serializer(salt, signs="plan and seat previews").dumps(payload)
+
+
+def _load_preview(token: str, salt: str) -> dict[str, Any]:
     try:
-        shown: dict[str, Any] = serializer(_PREVIEW_SALT, signs="plan change previews").loads(
+        shown: dict[str, Any] = serializer(salt, signs="plan and seat previews").loads(
             token, max_age=PREVIEW_MAX_AGE
         )
     except SignatureExpired:
@@ -367,10 +481,64 @@ def _load_preview(token: str) -> dict[str, Any]:
     return shown
 
 
-def _proration_date(item: Any) -> int:
-    """Now, kept inside the item's current period (Stripe refuses dates outside it)."""
+def _quantity_of(target: Target) -> int:
+    """The plan item's quantity (Stripe's ``subscription_item.quantity``)."""
+    return int(target.item["quantity"] or 1)
+
+
+def _seat_plan(target: Target) -> Plan:
+    """The target's catalog plan (a price outside the catalog cannot have its seats changed)."""
+    if target.plan is None:
+        raise OperationConflict("This subscription's price is not in the plan catalog.")
+    return target.plan
+
+
+def _seats_word(seats: int) -> str:
+    return "seat" if seats == 1 else "seats"
+
+
+def _price_change(
+    target: Target,
+    price_id: str,
+    unit_amount: int | None,
+    quantity: int,
+    behavior: str,
+    proration_date: int,
+) -> PricedChange:
+    """Stripe's preview of the plan item at ``price_id`` × ``quantity``, as amounts."""
+    invoice = SubscriptionsFacade.for_app().preview_change(
+        target.subscription_id,
+        [{"id": target.item["id"], "price": price_id, "quantity": quantity}],
+        proration_behavior=behavior,
+        proration_date=proration_date,
+    )
+    lines = [_line(line) for line in invoice["lines"]["data"]]
+    immediate = invoice["billing_reason"] == "subscription_update"
+    recurring = int(unit_amount) * quantity if unit_amount is not None else None
+    if immediate:
+        ends = [line["period"]["end"] for line in invoice["lines"]["data"]]
+        next_date = max(ends) if ends else None
+        next_amount = recurring or 0
+    else:
+        next_date = target.item["current_period_end"]
+        next_amount = int(invoice["amount_due"])
+    return PricedChange(
+        currency=str(invoice["currency"]),
+        due_today=int(invoice["amount_due"]) if immediate else 0,
+        next_invoice_amount=next_amount,
+        next_invoice_date=datetime.fromtimestamp(next_date, UTC) if next_date else None,
+        recurring_amount=recurring,
+        lines=lines,
+    )
+
+
+def _proration_date(target: Target) -> int:
+    """Now on the subscription's clock (:func:`~.clocks.subscription_time`), kept inside
+    the item's current period (Stripe refuses dates outside it)."""
+    item = target.item
     start, end = int(item["current_period_start"]), int(item["current_period_end"])
-    return min(max(int(time.time()), start), end - 1)
+    now = int(subscription_time(target.live).timestamp())
+    return min(max(now, start), end - 1)
 
 
 def _line(line: Any) -> PreviewLine:
@@ -383,28 +551,22 @@ def _line(line: Any) -> PreviewLine:
     )
 
 
-def _quantity(value: Any) -> int:
-    try:
-        seats = int(str(value).strip())
-    except ValueError:
-        seats = 0
-    if not 1 <= seats <= MAX_QUANTITY:
-        raise OperationRefused(f"The quantity must be a whole number from 1 to {MAX_QUANTITY}.")
-    return seats
-
-
 def _resumes_at(value: str | None) -> int | None:
-    """A ``resumes_at`` form value (``YYYY-MM-DD`` or a unix time) as a future timestamp."""
+    """A ``resumes_at`` form value (``YYYY-MM-DD`` or a unix time) as a future timestamp,
+    no later than :data:`MAX_TIMESTAMP` (anything else is :class:`OperationRefused`)."""
     if not value:
         return None
-    try:
-        when = (
-            int(value)
-            if value.isdigit()
-            else int(datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp())
-        )
-    except ValueError:
-        raise OperationRefused("resumes_at must be a date (YYYY-MM-DD) or a unix time.") from None
+    if value.isascii() and value.isdigit():
+        when = whole_number(value, "resumes_at", low=1, high=MAX_TIMESTAMP)
+    else:
+        try:
+            when = int(datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp())
+        except ValueError:
+            raise OperationRefused(
+                "resumes_at must be a date (YYYY-MM-DD) or a unix time."
+            ) from None
+    if when > MAX_TIMESTAMP:
+        raise OperationRefused("resumes_at must be a date before the year 10000.")
     if when <= time.time():
         raise OperationRefused("resumes_at must be in the future.")
     return when

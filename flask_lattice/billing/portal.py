@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from ..billable import Billable
 from ..errors import PortalRefused, StripeNotFound, SubscriptionNotFound
 from ..models import Customer, Subscription
 from ..state import get_state
-from .customers import find_customer
+from .customers import find_customer, with_customer
 
 FLOWS = ("payment_method_update", "subscription_cancel", "subscription_update")
 SUBSCRIPTION_FLOWS = ("subscription_cancel", "subscription_update")
@@ -42,18 +43,25 @@ def open_portal(
     """
     if flow is not None and flow not in FLOWS:
         raise PortalRefused(f"Unknown portal flow {flow!r}; use one of {', '.join(FLOWS)}.")
-    customer = find_customer(billable.key)
-    if customer is None:
+    if find_customer(billable.key) is None:
         raise PortalRefused(
             "There is no billing account for you yet: choose a plan on the pricing page first."
         )
-    params: dict[str, Any] = {"customer": customer.stripe_customer_id, "return_url": return_url}
-    if flow is not None:
-        params["flow_data"] = _flow_data(flow, billable, customer, subscription_id, return_url)
-    scope = str(int(time.time() // _PORTAL_IDEMPOTENCY_WINDOW))
-    session = get_state().stripe.create_portal_session(params, scope=scope)
-    url: str = session["url"]
-    return url
+
+    def create(customer: Customer) -> str:
+        params: dict[str, Any] = {
+            "customer": customer.stripe_customer_id,
+            "return_url": return_url,
+        }
+        if flow is not None:
+            params["flow_data"] = _flow_data(flow, billable, customer, subscription_id, return_url)
+        scope = str(int(time.time() // _PORTAL_IDEMPOTENCY_WINDOW))
+        session = get_state().stripe.create_portal_session(params, scope=scope)
+        url: str = session["url"]
+        return url
+
+    # A stored customer that Stripe does not have is replaced, not a permanent error.
+    return with_customer(billable, create)
 
 
 def _flow_data(
@@ -112,7 +120,14 @@ def default_subscription(billable: Billable, customer: Customer) -> str | None:
 
 def stripe_live_subscription(customer_id: str) -> str | None:
     """A live subscription of the customer according to Stripe (covers unlanded webhooks)."""
-    for remote in get_state().stripe.list_subscriptions(customer_id, status="all"):
+    return live_in_stripe(get_state().stripe.list_subscriptions(customer_id, status="all"))
+
+
+def live_in_stripe(subscriptions: Iterable[Any]) -> str | None:
+    """The id of the first live subscription among Stripe ``subscription`` objects (a status
+    in :data:`~flask_lattice.access.policy.LIVE_STATUSES`), or ``None``: the one rule for
+    "is there a live subscription in Stripe"."""
+    for remote in subscriptions:
         if remote["status"] in LIVE_STATUSES:
             found: str = remote["id"]
             return found

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from flask import Flask, Response, current_app, request
 
 from . import params as param_schema
-from .core import SandboxCore
+from .core import LoggedRequest, SandboxCore
+from .idempotency import Slot
 from .ids import new_id
 from .listing import expand
 from .wire import JSON, StripeError, decode_form
@@ -51,36 +52,54 @@ def json_response(body: JSON, status: int = 200, **headers: str) -> Response:
     return response
 
 
-def error_response(error: StripeError, request_id: str | None = None) -> Response:
-    """Stripe's JSON error body with the error's status."""
-    return json_response(error.body(), error.status, request_id=request_id or "")
+def error_response(error: StripeError, request_id: str | None = None, **headers: str) -> Response:
+    """Stripe's JSON error body with the error's status (and ``Stripe-Should-Retry`` on 429)."""
+    if error.status == 429:
+        headers["stripe_should_retry"] = "true"
+    return json_response(error.body(), error.status, request_id=request_id or "", **headers)
 
 
-def _authenticate() -> str:
+def _presented_key() -> str:
+    """The API key from ``Authorization: Bearer KEY`` or HTTP Basic (``KEY:``, as curl's ``-u``)."""
     header = request.headers.get("Authorization", "")
-    key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip()
+    auth = request.authorization
+    if auth is not None and auth.type == "basic":
+        return auth.username or ""
+    return ""
+
+
+def _authenticate(accepted: frozenset[str]) -> str:
+    """The request's API key if it is one of ``accepted``, else Stripe's 401."""
+    key = _presented_key()
     if not key:
         raise StripeError(
             "You did not provide an API key. You need to provide your API key in the "
-            "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+            "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). "
+            "See https://stripe.com/docs/api#authentication for details, or we can help at "
+            "https://support.stripe.com/.",
             status=401,
-            type="authentication_error",
         )
-    if not key.startswith(("sk_test_", "rk_test_")):
+    if key not in accepted:
         raise StripeError(
-            f"Invalid API Key provided: {key[:8]}{'*' * 8}",
-            status=401,
-            type="authentication_error",
-            code="api_key_invalid" if key.startswith("sk_live_") else None,
+            f"Invalid API Key provided: {_masked(key)}", status=401, code="api_key_invalid"
         )
     return key
 
 
-def _raw_params() -> JSON:
+def _masked(key: str) -> str:
+    """A key as Stripe echoes it: prefix and last four characters, the rest starred."""
+    prefix = key[:8] if key.startswith(("sk_", "rk_", "pk_")) else ""
+    tail = key[-4:] if len(key) > len(prefix) + 4 else ""
+    return prefix + "*" * max(len(key) - len(prefix) - len(tail), 1) + tail
+
+
+def _param_pairs() -> list[tuple[str, str]]:
     pairs = list(request.args.items(multi=True))
     if request.method != "GET":
         pairs += list(request.form.items(multi=True))
-    return decode_form(pairs)
+    return pairs
 
 
 def _endpoint(method: str, path: str, handler: Handler) -> Callable[..., Response]:
@@ -89,44 +108,68 @@ def _endpoint(method: str, path: str, handler: Handler) -> Callable[..., Respons
     def view(**path_args: str) -> Response:
         request_id = new_id("req", 14)
         sandbox = core()
+        pairs = _param_pairs()
+        # deque.append is atomic: logging never waits for a request holding the store lock.
+        sandbox.request_log.append(LoggedRequest(method, request.path, tuple(pairs)))
+        idem = request.headers.get("Idempotency-Key") if method == "POST" else None
+        echo = {"idempotency_key": idem} if idem else {}
         try:
-            api_key = _authenticate()
-            raw = _raw_params()
-            idem = request.headers.get("Idempotency-Key") if method == "POST" else None
-            cache_key = f"{api_key}:{idem}"
+            api_key = _authenticate(sandbox.api_keys)
+            if sandbox.rate_limiter is not None:
+                sandbox.rate_limiter.check(key)
+            raw = decode_form(pairs)
+            if not idem:
+                status, body = _execute(sandbox, key, handler, raw, path_args, request_id, None)
+                return json_response(body, status, request_id=request_id)
             fingerprint = {"path": request.path, "params": raw}
-            context = {"id": request_id, "idempotency_key": idem}
-            with sandbox.unit_of_work(context, save=method != "GET"):
-                saved = sandbox.store.idempotency.get(cache_key) if idem else None
+            cache_key = f"{api_key}:{idem}"
+            if (done := sandbox.idempotency.saved(cache_key)) is not None:
+                return _replay(done, fingerprint, idem, request_id)
+            with sandbox.idempotency.claim(cache_key, idem, fingerprint) as slot:
+                saved = slot.saved()
                 if saved is not None:
-                    return _replay(saved, fingerprint, idem or "")
-                status, body = _run(sandbox, key, handler, raw, path_args)
-                if idem:
-                    sandbox.store.idempotency[cache_key] = {
-                        **fingerprint,
-                        "status": status,
-                        "body": body,
-                    }
-            return json_response(body, status, request_id=request_id)
+                    return _replay(saved, fingerprint, idem, request_id)
+                status, body = _execute(sandbox, key, handler, raw, path_args, request_id, slot)
+            return json_response(body, status, request_id=request_id, **echo)
         except StripeError as exc:
-            return error_response(exc, request_id)
+            return error_response(exc, request_id, **echo)
 
     view.__name__ = f"{method.lower()}_{path}"
     return view
 
 
-def _run(
-    sandbox: SandboxCore, key: str, handler: Handler, raw: JSON, path_args: dict[str, str]
+def _execute(
+    sandbox: SandboxCore,
+    key: str,
+    handler: Handler,
+    raw: JSON,
+    path_args: dict[str, str],
+    request_id: str,
+    slot: Slot | None,
 ) -> tuple[int, JSON]:
-    try:
-        checked = param_schema.validate(key, raw)
-        result = handler(sandbox, checked, **path_args)
-        return 200, expand(result, checked.get("expand", []), sandbox.store.find)
-    except StripeError as exc:
-        return exc.status, exc.body()
+    """Validate, run the handler in a unit of work, expand; ``(status, body)``.
+
+    Validation errors (and errors raised before the endpoint changed anything) are raised, not
+    returned: Stripe saves no idempotent result for them, so a corrected retry may reuse the key.
+    """
+    checked = param_schema.validate(key, raw)
+    context = {"id": request_id, "idempotency_key": slot.idem if slot else None}
+    with sandbox.unit_of_work(context, save=key.split(" ", 1)[0] != "GET"):
+        emitted = len(sandbox.pending)
+        try:
+            result = handler(sandbox, checked, **path_args)
+            status, body = 200, expand(result, checked.get("expand", []), sandbox.store.expandable)
+        except StripeError as exc:
+            untouched = len(sandbox.pending) == emitted
+            if exc.type == "invalid_request_error" and exc.status < 500 and untouched:
+                raise
+            status, body = exc.status, exc.body()
+        if slot is not None:
+            slot.save(status, body)
+        return status, body
 
 
-def _replay(saved: JSON, fingerprint: JSON, idem: str) -> Response:
+def _replay(saved: JSON, fingerprint: JSON, idem: str, request_id: str) -> Response:
     if {"path": saved["path"], "params": saved["params"]} != fingerprint:
         raise StripeError(
             "Keys for idempotent requests can only be used with the same parameters they were "
@@ -134,7 +177,13 @@ def _replay(saved: JSON, fingerprint: JSON, idem: str) -> Response:
             "different request.",
             type="idempotency_error",
         )
-    return json_response(saved["body"], saved["status"], idempotent_replayed="true")
+    return json_response(
+        saved["body"],
+        saved["status"],
+        request_id=request_id,
+        idempotent_replayed="true",
+        idempotency_key=idem,
+    )
 
 
 def install(app: Flask, routers: list[Router]) -> None:

@@ -5,18 +5,33 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .clock import Clock
 from .delivery import Outbox
+from .idempotency import Idempotency
+from .limits import RateLimiter
 from .store import Snapshots, Store
 from .wire import JSON
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "2026-10-28.endive"
+#: How many requests the request log keeps (the oldest are dropped first).
+REQUEST_LOG_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One ``/v1`` request the sandbox received: method, path and its raw parameter pairs
+    (query string, then form body), as sent."""
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...]
 
 
 SMART_RETRY_DAYS = (1, 1, 2, 2, 2, 3, 3)
@@ -53,17 +68,24 @@ class SandboxCore:
         outbox: Outbox,
         settings: Settings,
         persist_path: str | Path | None,
+        api_keys: frozenset[str],
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url
+        self.api_keys = api_keys
+        self.rate_limiter = rate_limiter
         self.webhook_secret = webhook_secret
         self.outbox = outbox
         self.settings = settings
         self.api_version = API_VERSION
         self.forward_to: str | None = None
         self.store = Store()
+        self.idempotency = Idempotency(self.store)
         self.clock = Clock()
         self.request: JSON | None = None
         self.pending: list[tuple[JSON, list[tuple[str, str]]]] = []
+        #: The latest ``/v1`` requests received, oldest first (``StripeSandbox.requests``).
+        self.request_log: deque[LoggedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
         self.snapshots = Snapshots(persist_path) if persist_path else None
         if self.snapshots and (saved := self.snapshots.load()):
             self.store.restore(saved)

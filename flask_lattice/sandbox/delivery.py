@@ -52,8 +52,11 @@ class Outbox:
     """Queues signed deliveries and sends them from a daemon thread.
 
     Knobs: ``duplicate`` sends every event N times, ``shuffle`` delivers each ready batch in a
-    seeded random order, ``delay`` holds every new delivery for that many seconds, and
-    ``retry_schedule`` gives the backoff (seconds) between attempts after a non-2xx or timeout.
+    seeded random order, ``delay`` holds every new delivery for that many seconds, ``jitter``
+    holds each delivery (each copy of a duplicate too) for a further random 0 to ``jitter``
+    seconds, so events of different requests overtake each other, and ``retry_schedule`` gives
+    the backoff (seconds) between attempts after a non-2xx or timeout. ``seed`` seeds the
+    shuffle and the jitter (:meth:`reseed` restarts the sequence).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Outbox:
         duplicate: int = 1,
         shuffle: bool = False,
         delay: float = 0.0,
+        jitter: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.retry_schedule = tuple(retry_schedule)
@@ -71,6 +75,8 @@ class Outbox:
         self.duplicate = duplicate
         self.shuffle = shuffle
         self.delay = delay
+        self.jitter = jitter
+        self.seed = seed
         self.random = random.Random(seed)
         self.log: list[Delivery] = []
         self._jobs: list[_Job] = []
@@ -85,12 +91,29 @@ class Outbox:
     def enqueue(self, event_id: str, payload: bytes, targets: Sequence[tuple[str, str]]) -> None:
         """Queue ``payload`` for each ``(url, secret)`` target (``duplicate`` times each)."""
         with self._cond:
-            due = time.monotonic() + self.delay
+            now = time.monotonic() + self.delay
             for url, secret in targets:
                 for _ in range(self.duplicate):
                     self._seq += 1
+                    due = now + (self.random.uniform(0, self.jitter) if self.jitter else 0.0)
                     self._jobs.append(_Job(event_id, url, secret, payload, due, seq=self._seq))
             self._cond.notify_all()
+
+    def configure(self, *, duplicate: int, shuffle: bool, delay: float, jitter: float) -> None:
+        """Set the delivery knobs together (deliveries already queued keep their due time)."""
+        with self._cond:
+            self.duplicate, self.shuffle, self.delay, self.jitter = (
+                duplicate,
+                shuffle,
+                delay,
+                jitter,
+            )
+
+    def reseed(self, seed: int) -> None:
+        """Restart the shuffle and jitter sequence from ``seed`` (to replay a failure)."""
+        with self._cond:
+            self.seed = seed
+            self.random.seed(seed)
 
     def hold(self) -> None:
         """Stop sending until :meth:`release` (events keep queuing)."""

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from . import billing, cards, flows
 from .api import core
 from .clock import format_date
-from .resources.subscriptions import update_subscription
+from .resources.subscriptions import pause_subscription, update_subscription
 from .wire import JSON, StripeError
 
 hosted = Blueprint("hosted", __name__, template_folder="templates")
@@ -225,6 +225,23 @@ def portal_cancel(session_id: str) -> BaseResponse:
             update_subscription(sandbox, sub, {"cancel_at_period_end": True})
             notice = f"Your plan will be canceled on {date(sub['cancel_at'])}."
     return _after(session, notice)
+
+
+@hosted.post("/p/session/<session_id>/pause")
+def portal_pause(session_id: str) -> BaseResponse:
+    """Pause the subscription (status ``paused``; no invoices until it is resumed)."""
+    sandbox = core()
+    with sandbox.unit_of_work():
+        session = _find("billing_portal.session", session_id)
+        sub = _subscription(session)
+        config = _find("billing_portal.configuration", session["configuration"])
+        if not config["features"]["subscription_pause"]["enabled"]:
+            abort(403)
+        try:
+            pause_subscription(sandbox, sub)
+        except StripeError as exc:
+            return _portal(session_id, "subscription_pause", error=exc.message)
+    return _after(session, "Your subscription is paused.")
 
 
 @hosted.post("/p/session/<session_id>/renew")

@@ -1,10 +1,8 @@
-"""List envelopes, cursor pagination, the search query subset, and ``expand``."""
+"""List envelopes, cursor pagination, and ``expand``."""
 
 from __future__ import annotations
 
-import base64
 import copy
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +16,8 @@ def envelope(data: list[JSON], url: str, has_more: bool = False) -> JSON:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def _limit(params: JSON) -> int:
+def page_limit(params: JSON) -> int:
+    """The ``limit`` param (default 10), or Stripe's 400 outside 1..100."""
     limit = params.get("limit", 10)
     if not 1 <= limit <= 100:
         raise invalid_param("limit", "Invalid limit: must be between 1 and 100.")
@@ -27,7 +26,7 @@ def _limit(params: JSON) -> int:
 
 def paginate(items: Sequence[JSON], params: JSON, url: str) -> JSON:
     """One page of ``items`` (already newest first) honouring limit/starting_after/ending_before."""
-    limit = _limit(params)
+    limit = page_limit(params)
     ids = [item["id"] for item in items]
     after, before = params.get("starting_after"), params.get("ending_before")
     if after:
@@ -43,59 +42,6 @@ def paginate(items: Sequence[JSON], params: JSON, url: str) -> JSON:
     else:
         page, more = list(items[:limit]), len(items) > limit
     return envelope(page, url, more)
-
-
-_CLAUSE = re.compile(r"\s*(?P<field>[a-z_]+(?:\['[^']*'\])?)\s*:\s*'(?P<value>[^']*)'\s*")
-
-
-def parse_query(query: str, fields: frozenset[str]) -> list[tuple[str, str]]:
-    """Parse ``email:'a@b' AND metadata['k']:'v'`` into ``[(field, value), …]``."""
-    clauses = []
-    for part in re.split(r"\s+AND\s+", query.strip(), flags=re.IGNORECASE):
-        match = _CLAUSE.fullmatch(part)
-        field = match["field"] if match else ""
-        base = field.split("[", 1)[0]
-        if not match or base not in fields:
-            raise invalid_param("query", f"Invalid search query: {part!r} is not supported.")
-        clauses.append((field, match["value"]))
-    return clauses
-
-
-def matches(obj: JSON, clauses: list[tuple[str, str]]) -> bool:
-    """Whether ``obj`` satisfies every parsed search clause (exact, case-sensitive match)."""
-    for field, value in clauses:
-        if field.startswith("metadata["):
-            actual = (obj.get("metadata") or {}).get(field[len("metadata['") : -2])
-        else:
-            actual = obj.get(field)
-            if isinstance(actual, dict):
-                actual = actual.get("id")
-            elif isinstance(actual, bool):
-                actual = "true" if actual else "false"
-        if actual != value:
-            return False
-    return True
-
-
-def search_page(items: Sequence[JSON], params: JSON, url: str, fields: frozenset[str]) -> JSON:
-    """A ``search_result`` page of ``items`` filtered by ``params["query"]``."""
-    hits = [item for item in items if matches(item, parse_query(params["query"], fields))]
-    limit = _limit(params)
-    token = params.get("page")
-    try:
-        offset = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
-    except ValueError:
-        raise invalid_param("page", f"Invalid page: {token}") from None
-    end = offset + limit
-    more = end < len(hits)
-    return {
-        "object": "search_result",
-        "data": list(hits[offset:end]),
-        "has_more": more,
-        "next_page": base64.urlsafe_b64encode(str(end).encode()).decode() if more else None,
-        "url": url,
-        "total_count": len(hits),
-    }
 
 
 def expand(obj: JSON, paths: Sequence[str], resolve: Resolver) -> JSON:

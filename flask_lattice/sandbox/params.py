@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from .wire import JSON, StripeError, invalid_param, missing_param
+from .wire import JSON, StripeError, invalid_param, missing_param, unknown_param
 
 
 @functools.cache
@@ -51,7 +51,7 @@ def _object(value: Any, schema: JSON, prefix: str) -> Any:
         elif extra is not None or props is None:
             out[key] = coerce(item, extra or {"type": "string"}, name)
         else:
-            raise StripeError(f"Received unknown parameter: {name}", param=name)
+            raise unknown_param(name)
     for key in schema.get("required", ()):
         if key not in out:
             raise missing_param(_name(prefix, key))
@@ -60,8 +60,16 @@ def _object(value: Any, schema: JSON, prefix: str) -> Any:
 
 def coerce(value: Any, schema: JSON, name: str) -> Any:
     """Coerce one form value to ``schema``'s type, or raise Stripe's error for it."""
-    if value == "" and (schema.get("emptyable") or schema.get("type") == "string"):
+    if value == "" and (schema.get("emptyable") or _plain_string(schema)):
         return ""
+    if value == "":
+        raise invalid_param(
+            name,
+            f"You passed an empty string for '{name}'. We assume empty values are an attempt to "
+            f"unset a parameter; however '{name}' cannot be unset. You should remove '{name}' "
+            "from your request or supply a non-empty value.",
+            "parameter_invalid_empty",
+        )
     if "anyOf" in schema:
         for option in schema["anyOf"]:
             try:
@@ -86,7 +94,9 @@ def coerce(value: Any, schema: JSON, name: str) -> Any:
         try:
             return int(value)
         except ValueError:
-            raise invalid_param(name, f"Invalid integer: {value}") from None
+            raise invalid_param(
+                name, f"Invalid integer: {value}", "parameter_invalid_integer"
+            ) from None
     if kind == "number":
         try:
             return float(value)
@@ -100,3 +110,10 @@ def coerce(value: Any, schema: JSON, name: str) -> Any:
     if enum and value not in enum:
         raise invalid_param(name, f"Invalid {name}: must be one of {', '.join(enum)}")
     return value
+
+
+def _plain_string(schema: JSON) -> bool:
+    """A free-form string (no enum): ``""`` is a value Stripe accepts for some of these."""
+    return (
+        schema.get("type", "string") == "string" and "enum" not in schema and "anyOf" not in schema
+    )

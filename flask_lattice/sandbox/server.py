@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,10 +20,12 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import api, flows
 from .clock import DAY
-from .core import SMART_RETRY_DAYS, SandboxCore, Settings
+from .core import SMART_RETRY_DAYS, LoggedRequest, SandboxCore, Settings
 from .delivery import DEFAULT_RETRY_SCHEDULE, Delivery, Outbox
+from .events import emit
 from .hosted import hosted
 from .ids import new_id
+from .limits import RateLimiter
 from .resources import (
     catalog,
     checkout,
@@ -32,6 +36,7 @@ from .resources import (
     portal,
     subscriptions,
 )
+from .store import DEFAULT_SEARCH_DELAY
 from .timeline import run_until
 from .wire import JSON, StripeError
 
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_API_KEY = "sk_test_sandbox_0000000000000000000000000000"
+#: ``chaos=True``: each delivery is held a further random 0 to this many seconds.
+CHAOS_JITTER = 0.3
 ROUTERS = [
     customers.router,
     catalog.router,
@@ -73,6 +80,7 @@ def advance_sandbox(core: SandboxCore, target: int) -> None:
     with core.unit_of_work():
         run_until(core, target, None)
         core.clock.advance_to(target)
+        emit(core, "test_helpers.test_clock.ready", platform.sandbox_clock(core), at=target)
 
 
 def create_app(core: SandboxCore) -> Flask:
@@ -143,12 +151,17 @@ class StripeSandbox:
         persist_path: str | Path | None = None,
         webhook_secret: str | None = None,
         api_key: str = DEFAULT_API_KEY,
+        extra_api_keys: Sequence[str] = (),
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
         delivery_timeout: float = 5.0,
+        chaos: bool = False,
         duplicate: int = 1,
         shuffle: bool = False,
         delay: float = 0.0,
+        jitter: float = 0.0,
         seed: int = 0,
+        rate_limit: float | None = None,
+        search_delay: float = DEFAULT_SEARCH_DELAY,
         dunning_retry_days: Sequence[int] = SMART_RETRY_DAYS,
         dunning_final_status: str = "canceled",
         upcoming_notice_days: int = 7,
@@ -165,6 +178,7 @@ class StripeSandbox:
             duplicate=duplicate,
             shuffle=shuffle,
             delay=delay,
+            jitter=jitter,
             seed=seed,
         )
         self._server: BaseWSGIServer = make_server(
@@ -182,7 +196,12 @@ class StripeSandbox:
                 finalize_delay=finalize_delay,
             ),
             persist_path=persist_path,
+            api_keys=frozenset((api_key, *extra_api_keys)),
         )
+        self.set_rate_limit(rate_limit)
+        if chaos:
+            self.set_chaos(True)
+        self.core.store.search_delay = search_delay
         self.core.forward_to = forward_to
         self._server.app = create_app(self.core)
         self._thread: threading.Thread | None = None
@@ -266,12 +285,20 @@ class StripeSandbox:
         with self.core.store.lock:
             return list(reversed(self.core.store.all("event")))
 
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        """The ``/v1`` API requests received since the last :meth:`reset`, oldest first
+        (the latest ``REQUEST_LOG_SIZE``; each with ``method``, ``path`` and ``params``)."""
+        with self.core.store.lock:
+            return list(self.core.request_log)
+
     def reset(self) -> None:
-        """Forget all objects, events, queued deliveries and clock offset."""
+        """Forget all objects, events, logged requests, queued deliveries and clock offset."""
         with self.core.unit_of_work():
             self.core.store.clear()
             self.core.clock.offset = 0.0
             self.core.pending.clear()
+            self.core.request_log.clear()
         self._outbox.clear()
 
     # -- hosted flows without a browser -------------------------------------------------
@@ -317,6 +344,23 @@ class StripeSandbox:
         """The delivery queue (knobs: ``duplicate``, ``shuffle``, ``delay``, ``retry_schedule``)."""
         return self._outbox
 
+    def set_chaos(self, on: bool, *, seed: int | None = None) -> None:
+        """Deliver as Stripe may (``on``), or in cause-and-effect order, once, at once.
+
+        On: every event is sent twice (``duplicate=2``), each batch is shuffled, and each
+        delivery waits a further random 0 to :data:`CHAOS_JITTER` seconds, so events of
+        different requests overtake each other. ``seed`` restarts the randomness (see
+        :meth:`Outbox.reseed`) so that a failing run can be replayed.
+        """
+        self._outbox.configure(
+            duplicate=2 if on else 1,
+            shuffle=on,
+            delay=0.0,
+            jitter=CHAOS_JITTER if on else 0.0,
+        )
+        if seed is not None:
+            self._outbox.reseed(seed)
+
     def hold_deliveries(self) -> None:
         """Queue webhooks without sending them until :meth:`release_deliveries`."""
         self._outbox.hold()
@@ -328,6 +372,27 @@ class StripeSandbox:
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until every queued webhook was delivered or gave up; False on timeout."""
         return self._outbox.wait(timeout)
+
+    # -- rate limits -------------------------------------------------------------------
+
+    def set_rate_limit(self, per_second: float | None) -> None:
+        """Answer 429 above ``per_second`` requests, globally and per endpoint (None: no limit).
+
+        Stripe's test mode allows 25 (:data:`~flask_lattice.sandbox.limits.TEST_MODE_RATE`).
+        """
+        if per_second is not None and per_second <= 0:
+            raise ValueError("rate_limit must be a positive number of requests per second")
+        self.core.rate_limiter = RateLimiter(per_second) if per_second is not None else None
+
+    # -- search ----------------------------------------------------------------------------
+
+    def wait_for_search(self) -> None:
+        """Block until every object created so far is visible to the search endpoints.
+
+        Search is eventually consistent (``search_delay`` seconds, like Stripe's "usually under
+        a minute"); a test that searches for what it just created waits here first.
+        """
+        time.sleep(self.core.store.search_lag())
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -346,12 +411,13 @@ def _post_form(url: str, fields: dict[str, str]) -> tuple[str | None, str]:
         with exc:
             if exc.code in (302, 303):
                 return exc.headers["Location"], ""
-            raise CheckoutDeclined(f"Checkout answered {exc.code}: {exc.read().decode()}") from None
+            return None, exc.read().decode()
 
 
 def _error_text(page: str) -> str:
+    """The text of the page's ``data-testid="error"`` element (Stripe's decline message)."""
     marker = 'data-testid="error"'
     if marker not in page:
         return "Checkout did not complete."
     fragment = page.split(marker, 1)[1].split(">", 1)[1]
-    return fragment.split("<", 1)[0].strip()
+    return html.unescape(fragment.split("<", 1)[0]).strip()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from .ids import kind_of
 from .wire import JSON, no_such
+
+#: Seconds before a new object shows up in search results (Stripe: "usually under a minute").
+DEFAULT_SEARCH_DELAY = 1.0
 
 
 class Store:
@@ -19,17 +23,31 @@ class Store:
     Stripe keeps to itself (card numbers, webhook secrets, dunning schedules).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, search_delay: float = DEFAULT_SEARCH_DELAY) -> None:
         self.lock = threading.RLock()
         self.objects: dict[str, dict[str, JSON]] = {}
         self.private: dict[str, JSON] = {}
         self.idempotency: dict[str, JSON] = {}
         self.clock_offset = 0.0
+        self.search_delay = search_delay
+        self._searchable_at: dict[str, float] = {}
 
     def put(self, obj: JSON) -> JSON:
-        """Insert or replace ``obj`` under its kind."""
-        self.objects.setdefault(obj["object"], {})[obj["id"]] = obj
+        """Insert or replace ``obj`` under its kind (a new object is searchable only later)."""
+        kind = self.objects.setdefault(obj["object"], {})
+        if obj["id"] not in kind:
+            self._searchable_at[obj["id"]] = time.time() + self.search_delay
+        kind[obj["id"]] = obj
         return obj
+
+    def searchable(self, objects: list[JSON]) -> list[JSON]:
+        """The ``objects`` the search index has caught up with (real time, ``search_delay``)."""
+        now = time.time()
+        return [obj for obj in objects if self._searchable_at.get(obj["id"], 0.0) <= now]
+
+    def search_lag(self) -> float:
+        """Seconds until every object created so far is searchable (0 when caught up)."""
+        return max(0.0, max(self._searchable_at.values(), default=0.0) - time.time())
 
     def find(self, object_id: str) -> JSON | None:
         """The object with ``object_id`` whatever its kind, or None."""
@@ -37,6 +55,17 @@ class Store:
         if kind == "subscription_item":
             return self.subscription_item(object_id)
         return self.objects.get(kind or "", {}).get(object_id)
+
+    def expandable(self, object_id: str) -> JSON | None:
+        """What ``expand`` puts in place of ``object_id``: the object, or a deleted stub.
+
+        Stripe expands a reference to a deleted object (a customer) into
+        ``{"id", "object", "deleted": true}``.
+        """
+        found = self.find(object_id)
+        if found is None and self.private.get(object_id, {}).get("deleted"):
+            return {"id": object_id, "object": kind_of(object_id), "deleted": True}
+        return found
 
     def get(self, kind: str, object_id: str, param: str = "id") -> JSON:
         """The ``kind`` object with ``object_id``, or Stripe's 404."""
@@ -79,6 +108,7 @@ class Store:
         self.private = data["private"]
         self.idempotency = data["idempotency"]
         self.clock_offset = data["clock_offset"]
+        self._searchable_at = {}
 
     def clear(self) -> None:
         """Forget everything."""

@@ -47,9 +47,30 @@ def missing_param(param: str) -> StripeError:
     return StripeError(f"Missing required param: {param}.", code="parameter_missing", param=param)
 
 
-def invalid_param(param: str, message: str) -> StripeError:
-    """Stripe's error for a parameter with an unacceptable value."""
-    return StripeError(message, code="parameter_invalid_string", param=param)
+def invalid_param(param: str, message: str, code: str | None = None) -> StripeError:
+    """Stripe's error for a parameter with an unacceptable value.
+
+    ``code`` is one of Stripe's parameter error codes where one applies
+    (``parameter_invalid_integer``, ``parameter_invalid_empty``…); Stripe sends none for a value
+    outside an enum, a malformed boolean or a value out of range.
+    """
+    return StripeError(message, code=code, param=param)
+
+
+def unknown_param(param: str) -> StripeError:
+    """Stripe's error for a parameter the endpoint does not know (``parameter_unknown``)."""
+    return StripeError(
+        f"Received unknown parameter: {param}", code="parameter_unknown", param=param
+    )
+
+
+def exclusive_params(*params: str) -> StripeError:
+    """Stripe's error for parameters that may not be sent together (``parameters_exclusive``)."""
+    return StripeError(
+        f"You may only specify one of these parameters: {', '.join(params)}.",
+        code="parameters_exclusive",
+        param=params[0],
+    )
 
 
 def no_such(kind: str, object_id: str, param: str = "id") -> StripeError:

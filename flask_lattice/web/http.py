@@ -10,13 +10,14 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import make_response, url_for
+from flask import make_response, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..billable import Billable
 from ..errors import (
+    BillingHTTPError,
     BillingUnavailable,
     CardDeclined,
     PaymentFailed,
@@ -30,6 +31,17 @@ log = logging.getLogger("flask_lattice.web.views")
 
 PRICE_FIELDS = ("price", "price_id", "prices", "line_items", "amount", "unit_amount")
 """Form fields that would name a price or amount; the catalog alone decides prices."""
+
+
+def refuse_price_fields(instead: str) -> None:
+    """Refuse (400) a request whose form or query names a price or an amount.
+
+    Checks every field in :data:`PRICE_FIELDS`, bracketed forms too (``line_items[0][price]``),
+    so a tampered form never reaches Stripe. ``instead`` says what the route wants sent.
+    """
+    sent = {name.split("[", 1)[0] for name in (*request.form, *request.args)}
+    if sent.intersection(PRICE_FIELDS):
+        raise BillingHTTPError(f"Send {instead}; prices come from the plan catalog.")
 
 
 @contextmanager

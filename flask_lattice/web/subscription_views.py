@@ -1,5 +1,5 @@
-"""The ``subscription`` blueprint: plan swaps with a proration preview, seats, cancel and
-resume, pause and resume collection.
+"""The ``subscription`` blueprint: plan swaps and seat changes with a proration preview,
+cancel and resume, pause and resume collection.
 
 It is nested under the ``lattice`` blueprint at ``/subscription`` (endpoints
 ``lattice.subscription.<name>``). Every route needs a signed-in billable; the POST routes
@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..access.gates import wants_json
 from ..billing import operations
 from ..billing.prices import format_amount
-from ..errors import BillingHTTPError, DowngradeRefused, OperationConflict
+from ..errors import BillingHTTPError, DowngradeRefused, OperationConflict, SeatsRefused
 from . import csrf
-from .http import PRICE_FIELDS, require_billable, return_url, stripe_errors
+from .http import refuse_price_fields, require_billable, return_url, stripe_errors
 
 blueprint = Blueprint("subscription", __name__)
 blueprint.add_app_template_global(operations.new_operation_token, "lattice_operation_token")
@@ -34,7 +34,13 @@ def _refused(error: OperationConflict) -> ResponseReturnValue:
     """409 with the reason for API calls; a flash and a redirect for browsers."""
     message = error.description or "This change cannot be made now."
     if wants_json():
-        kind = "downgrade_refused" if isinstance(error, DowngradeRefused) else "conflict"
+        kind = (
+            "downgrade_refused"
+            if isinstance(error, DowngradeRefused)
+            else "seats_refused"
+            if isinstance(error, SeatsRefused)
+            else "conflict"
+        )
         return jsonify(error=kind, message=message), 409
     flash(message, "warning")
     return redirect(return_url(), code=303)
@@ -89,8 +95,7 @@ def swap_confirm() -> ResponseReturnValue:
     """Apply the previewed swap (prices come only from the catalog)."""
     csrf.protect()
     billable = require_billable()
-    if any(name in request.form or name in request.args for name in PRICE_FIELDS):
-        raise BillingHTTPError("Send the preview; prices come from the plan catalog.")
+    refuse_price_fields("the preview")
     token = _form("preview")
     if token is None:
         raise BillingHTTPError("The preview is missing; preview the change first.")
@@ -105,10 +110,44 @@ def swap_confirm() -> ResponseReturnValue:
     return _done("swap", subscription)
 
 
+@blueprint.get("/seats")
+def seats_preview() -> str:
+    """What changing to ``?quantity=…`` seats costs today and next period; a confirm form."""
+    billable = require_billable()
+    with stripe_errors():
+        preview = operations.preview_seats(
+            billable,
+            request.args.get("subscription") or None,
+            request.args.get("quantity", ""),
+        )
+    return render_template(
+        "lattice/subscription/seats.html",
+        preview=preview,
+        money=lambda amount: format_amount(amount, preview.currency),
+        return_url=return_url(),
+    )
+
+
 @blueprint.post("/quantity")
 def quantity() -> ResponseReturnValue:
-    """Set the number of seats (``quantity``)."""
-    return _operate("quantity", operations.change_quantity, request.form.get("quantity", ""))
+    """Apply a previewed seat change (``preview``); without one, check ``quantity`` and
+    send the browser (303) to its preview. Nothing changes before the confirm."""
+    csrf.protect()
+    billable = require_billable()
+    refuse_price_fields("the preview")
+    token = _form("preview")
+    subscription = _form("subscription")
+    with stripe_errors():
+        if token is None:
+            seats = operations.check_seat_change(
+                billable, subscription, request.form.get("quantity", "")
+            )
+            target = url_for(".seats_preview", quantity=seats, subscription=subscription)
+            return redirect(target, code=303)
+        changed = operations.confirm_seats(
+            billable, token, quantity=_form("quantity"), subscription_id=subscription
+        )
+    return _done("quantity", changed)
 
 
 @blueprint.post("/cancel")

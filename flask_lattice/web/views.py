@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,16 +26,19 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..access.gates import current_access
+from ..access.query import projection_revision
 from ..billing.checkout import PLAN_METADATA_KEY, sellable_plan, start_checkout
 from ..billing.customers import find_customer
 from ..billing.portal import open_portal
 from ..billing.prices import catalog_prices, format_amount, sellable
+from ..billing.seats import checkout_seats
+from ..billing.sessions import recorded_for
 from ..errors import BillingHTTPError, BillingObjectNotFound, StripeNotFound
 from ..plans import Plan
 from ..state import current_billable, get_state
 from ..webhooks import route
-from . import csrf
-from .http import PRICE_FIELDS, no_store, require_billable, return_url, stripe_errors
+from . import csrf, waiting
+from .http import no_store, refuse_price_fields, require_billable, return_url, stripe_errors
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,27 @@ def _page_context() -> dict[str, Any]:
     return {"lattice_base_template": get_state().config.base_template}
 
 
+def price_label(plan: Plan | str, interval: str) -> str | None:
+    """How a plan's price reads for ``interval``: ``$12.00 / month`` for a flat plan,
+    ``$12.00 per seat / month`` for a per-seat plan; ``None`` when it cannot be sold now.
+
+    The Jinja global ``lattice_price_label(plan, interval)``; ``plan`` is a
+    :class:`~flask_lattice.Plan` or its key. The amount is Stripe's ``price.unit_amount``,
+    from the local price cache.
+    """
+    if isinstance(plan, str):
+        plan = get_state().config.plans.get(plan)
+    ref = plan.prices.get(interval)  # type: ignore[call-overload]
+    price = catalog_prices().get(ref) if ref else None
+    if price is None or not sellable(price, interval):
+        return None
+    unit = "per seat / " if plan.per_seat else "/ "
+    return f"{format_amount(price.unit_amount, price.currency)} {unit}{interval}"
+
+
+blueprint.add_app_template_global(price_label, "lattice_price_label")
+
+
 @dataclass(frozen=True)
 class Offer:
     """One plan on the pricing page: its display prices per interval."""
@@ -111,15 +136,14 @@ def pricing() -> str:
 
 @blueprint.post("/checkout")
 def checkout() -> BaseResponse:
-    """Start Checkout for the posted ``plan`` and ``interval`` (303), or the portal for a
-    subscriber. The price comes only from the catalog."""
+    """Start Checkout for the posted ``plan``, ``interval`` and, for a per-seat plan,
+    ``seats`` (303), or the portal for a subscriber. The price comes only from the catalog."""
     csrf.protect()
     billable = require_billable()
-    sent = {name.split("[", 1)[0] for name in (*request.form, *request.args)}
-    if sent.intersection(PRICE_FIELDS):
-        raise BillingHTTPError("Send a plan and an interval; prices come from the plan catalog.")
+    refuse_price_fields("a plan and an interval")
     plan = sellable_plan(request.form.get("plan", ""), request.form.get("interval", ""))
     interval = request.form["interval"]
+    seats = checkout_seats(billable, plan, request.form)
     success_url = url_for("lattice.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
     with stripe_errors():
         started = start_checkout(
@@ -129,6 +153,7 @@ def checkout() -> BaseResponse:
             success_url=success_url,
             cancel_url=url_for("lattice.pricing", _external=True),
             return_url=return_url(),
+            seats=seats,
         )
     return no_store(redirect(started.url, code=303))
 
@@ -147,8 +172,10 @@ def success() -> str:
             session = get_state().stripe.retrieve_checkout_session(session_id)
         except StripeNotFound:
             raise BillingObjectNotFound("No such checkout session.") from None
+    # The app's records decide: a session it recorded for the billable, or the billable's
+    # customer. A client_reference_id is whatever the session's creator chose.
     customer = find_customer(billable.key)
-    owned = session["client_reference_id"] == billable.key or (
+    owned = recorded_for(session_id, billable.key) or (
         customer is not None and session["customer"] == customer.stripe_customer_id
     )
     if not owned:
@@ -165,6 +192,7 @@ def success() -> str:
         standing=now,
         confirmed=confirmed,
         checkout_status=session["status"],
+        rendered_at=int(time.time()),
         payment_status=session["payment_status"],
         return_url=return_url(),
     )
@@ -173,19 +201,24 @@ def success() -> str:
 @blueprint.get("/status.json")
 def status() -> BaseResponse:
     """The billable's plan as the access gates see it (local projection only); 401 JSON
-    when signed out. ``active`` is true exactly when a subscription grants the plan."""
+    when signed out. ``active`` is true exactly when a subscription grants the plan;
+    ``revision`` is an opaque string that changes whenever a webhook changes the billable's
+    projected subscriptions or invoices (pages poll it to know a change has arrived)."""
     billable = current_billable()
     if billable is None:
         response = jsonify(error="unauthorized", message="Sign in to see your plan.")
         response.status_code = 401
         return no_store(response)
     access = current_access()
+    if not access.active:
+        waiting.note(request.args.get("waiting_since"))
     plan = access.plan
     body = {
         "plan": plan.key if plan else None,
         "plan_name": plan.name if plan else None,
         "status": access.status,
         "active": access.active,
+        "revision": projection_revision(billable.key),
     }
     return no_store(jsonify(body))
 

@@ -16,9 +16,10 @@
     re-fetched within :data:`CLOCK_TOLERANCE` of the event's arrival is re-fetched again,
     since which state is newer cannot be told.
 ``always-trust``
-    Project any strictly newer snapshot, whatever its API version; ties are still
+    Project any strictly newer snapshot of the pinned API version (another version's
+    object has another shape), without checking that it is complete; ties are still
     re-fetched, because only Stripe knows which of two same-second snapshots is newer.
-    Coalescing applies as in ``when-safe``.
+    Coalescing applies as in ``when-safe``. This is what ``True`` meant before.
 
 :func:`decide` is pure: the projection hands it the event, the row's watermark and fetch
 time, and acts on the :data:`Decision`.
@@ -27,10 +28,9 @@ time, and acts on the :data:`Decision`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 #: ``skip``: the row is newer than the event; ``coalesce``: the row was fetched after the
 #: event arrived (advance the watermark, write nothing); ``fetch``: re-fetch from Stripe;
@@ -87,18 +87,22 @@ REQUIRED_FIELDS: Mapping[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class EventFacts:
-    """What the policy needs to know about the event being applied.
+class EventFacts(Protocol):
+    """What the policy needs to know about the event being applied (the projection's
+    :class:`~flask_lattice.webhooks.projection.EventMark`).
 
     ``created`` is the event's ``created`` (UTC), ``api_version`` its ``api_version``, and
     ``received_at`` when this app stored it (UTC, this app's clock; ``None`` if unknown).
     """
 
-    id: str
-    created: datetime
-    api_version: str | None = None
-    received_at: datetime | None = None
+    @property
+    def created(self) -> datetime: ...
+
+    @property
+    def api_version(self) -> str | None: ...
+
+    @property
+    def received_at(self) -> datetime | None: ...
 
 
 def is_complete(payload: Mapping[str, Any] | None, kind: str) -> bool:
@@ -149,8 +153,8 @@ def decide(
             return "fetch"  # fetched about when the event arrived: which is newer is unknown
     if payload is None:
         return "fetch"
-    trusted = policy is FetchPolicy.ALWAYS_TRUST or (
-        event.api_version == pinned_version and is_complete(payload, kind)
+    trusted = event.api_version == pinned_version and (
+        policy is FetchPolicy.ALWAYS_TRUST or is_complete(payload, kind)
     )
     if not trusted:
         return "fetch"

@@ -10,7 +10,10 @@
 3. after the commit, send the signals and ``event_processed``.
 
 A failure rolls everything back, marks the event ``failed`` with the error and re-raises,
-so RQ retries it with backoff; a later success marks it ``processed``.
+so RQ retries it with backoff; a later success marks it ``processed``. An event whose
+object is not what its type promises (:mod:`flask_lattice.webhooks.shapes`) fails the
+same way, with a one-line reason such as ``data.object has no customer`` as its
+``last_error``, and stays ``failed`` once its retries are spent.
 
 A Stripe rate limit (429, ``Stripe-Should-Retry: true``, or the read budget exhausted;
 :class:`~flask_lattice.errors.StripeRateLimited`) is not a failure: the attempt is not
@@ -21,9 +24,9 @@ reschedules it after :data:`RATE_LIMIT_BACKOFF` seconds (growing, then steady).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import traceback
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -32,10 +35,10 @@ from rq import Retry
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
-from ..errors import StripeRateLimited
+from ..errors import MalformedEvent, StripeRateLimited
 from ..models import EventStatus, WebhookEvent, utcnow
 from ..state import get_state
-from . import projection
+from . import envelope, projection, shapes
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +53,78 @@ RATE_LIMIT_RESCHEDULES = 200
 def process_event(event_id: str) -> str | Retry:
     """Process one stored event; returns its final status (``processed``/``ignored``), or an
     RQ ``Retry`` when Stripe's rate limit (or the read budget) says to come back later."""
+    try:
+        return _process(event_id)[0]
+    except StripeRateLimited:
+        log.info("webhook event %s hit Stripe's rate limit; rescheduled", event_id)
+        return Retry(max=RATE_LIMIT_RESCHEDULES, interval=list(RATE_LIMIT_BACKOFF))
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What replaying one stored event did."""
+
+    event_id: str
+    #: ``applied`` (state written), ``skipped`` (every object it names holds newer
+    #: state), ``ignored`` (no projection or handler for its type), ``failed`` or
+    #: ``missing`` (no such stored event).
+    outcome: str
+    event_type: str = ""
+    attempts: int = 0
+    error: str | None = None
+
+
+def replay_event(event_id: str) -> ReplayOutcome:
+    """Process a stored event again, now, in this process, whatever its status.
+
+    Its ``attempts`` keep counting (a replay is one more attempt), and ``last_error``
+    stays until an attempt succeeds. Never raises for a failing event: the outcome
+    says ``failed`` with the error, and the event is marked ``failed`` as by a worker.
+    """
+    session = get_state().db.session
+    found = session.execute(
+        sa.update(_EVENTS)
+        .where(_EVENTS.c.id == event_id)
+        .values(status=EventStatus.RECEIVED, processed_at=None)
+    )
+    session.commit()
+    if not found.rowcount:  # type: ignore[attr-defined]
+        return ReplayOutcome(event_id, "missing")
+    try:
+        status, projector = _process(event_id)
+        error = None
+    except Exception as failure:
+        status, projector, error = EventStatus.FAILED, None, str(failure) or type(failure).__name__
+    row = session.execute(
+        sa.select(_EVENTS.c.type, _EVENTS.c.attempts).where(_EVENTS.c.id == event_id)
+    ).one()
+    session.commit()
+    if status == EventStatus.FAILED:
+        outcome = "failed"
+    elif status == EventStatus.IGNORED:
+        outcome = "ignored"
+    elif projector is not None and projector.decisions and set(projector.decisions) == {"skip"}:
+        outcome = "skipped"
+    else:
+        outcome = "applied"
+    return ReplayOutcome(event_id, outcome, row.type, row.attempts, error)
+
+
+def _process(event_id: str) -> tuple[str, projection.Projector | None]:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     session = get_state().db.session
     status = _count_attempt(session, event_id)
     if status is None:
         log.warning("webhook event %s is not stored; nothing to do", event_id)
-        return "missing"
+        return "missing", None
     if status in DONE:
-        return status
+        return status, None
     try:
         status, projector, event_type = _apply(session, event_id)
     except StripeRateLimited:
         session.rollback()
         _uncount_attempt(session, event_id)
-        log.info("webhook event %s hit Stripe's rate limit; rescheduled", event_id)
-        return Retry(max=RATE_LIMIT_RESCHEDULES, interval=list(RATE_LIMIT_BACKOFF))
+        raise
     except Exception as error:
         session.rollback()
         event_type = _mark_failed(session, event_id, error)
@@ -75,7 +135,7 @@ def process_event(event_id: str) -> str | Retry:
     if projector is not None:
         projection.send_notices(projector)
     signals.event_processed.send(app, event_id=event_id, event_type=event_type, status=status)
-    return status
+    return status, projector
 
 
 def _count_attempt(session: scoped_session[Any], event_id: str) -> str | None:
@@ -117,11 +177,25 @@ def _apply(
     session: scoped_session[Any], event_id: str
 ) -> tuple[str, projection.Projector | None, str]:
     locked = _lock_event(session, event_id)
-    status, event_type = locked.status, locked.type
+    status, event_type, payload = locked.status, locked.type, locked.payload
     if status in DONE:  # another worker finished it while we waited for the lock
         session.commit()
         return status, None, event_type
-    event: dict[str, Any] = json.loads(locked.payload)
+    try:
+        event = envelope.load_json(payload)
+    except envelope.Refused as refusal:  # stored before the route checked bodies
+        raise MalformedEvent(f"the stored payload is not an event: {refusal}") from None
+    reason = projection.refusal(event)
+    if reason is not None:
+        log.warning("webhook event %s ignored: %s", event_id, reason)
+        session.execute(
+            sa.update(_EVENTS)
+            .where(_EVENTS.c.id == event_id)
+            .values(status=EventStatus.IGNORED, processed_at=utcnow(), last_error=reason)
+        )
+        session.commit()
+        return EventStatus.IGNORED, None, event_type
+    shapes.check(event)
     projector = projection.project_event(event, locked.received_at)
     handlers = get_state().hooks.event_handlers.get(event_type, ())
     for handler in handlers:
@@ -137,7 +211,10 @@ def _apply(
 
 
 def _mark_failed(session: scoped_session[Any], event_id: str, error: BaseException) -> str:
-    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
+    if isinstance(error, MalformedEvent):
+        summary = str(error)
+    else:
+        summary = "".join(traceback.format_exception_only(type(error), error)).strip()
     log.warning("webhook event %s failed: %s", event_id, summary)
     session.execute(
         sa.update(_EVENTS)

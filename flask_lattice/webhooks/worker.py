@@ -17,7 +17,10 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import import_attribute
+from rq.worker.base import BaseWorker
 
+from .. import revenue
+from ..models import utcnow
 from ..state import get_state
 from . import queue
 from .job import warm_up
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 #: Events received this recently are being enqueued by the web process: the drain
 #: leaves them alone (seconds).
 DRAIN_MIN_AGE = 10.0
+#: Seconds, beyond the drain interval, after which a worker's last heartbeat counts as
+#: stale (an idle worker beats at least once per drain interval).
+HEARTBEAT_GRACE = 60.0
 
 
 class _LatticeMixin:
@@ -47,9 +53,10 @@ class _LatticeMixin:
         return result
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's maintenance (abandoned jobs, the scheduler), then the drain."""
+        """RQ's maintenance (abandoned jobs, the scheduler), the drain, the MRR snapshot."""
         super().run_maintenance_tasks()  # type: ignore[misc]
         self.drain()
+        self.snapshot_revenue()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -65,6 +72,17 @@ class _LatticeMixin:
                 queue.drain(self.app, min_age=DRAIN_MIN_AGE)
         except Exception:
             log.exception("drain failed; the next one retries")
+
+    def snapshot_revenue(self) -> None:
+        """Bring every subscription's MRR up to date, and record today's MRR snapshot
+        once per UTC day; never stops the worker."""
+        try:
+            with self.app.app_context():
+                session = get_state(self.app).db.session
+                revenue.refresh_positions(session)
+                revenue.take_daily_snapshot(session)
+        except Exception:
+            log.exception("MRR snapshot failed; the next tick retries")
 
 
 class LatticeWorker(_LatticeMixin, Worker):
@@ -129,6 +147,20 @@ class LatticeSimpleWorker(_LatticeMixin, SimpleWorker):
         """Listen for RQ's commands, except in burst mode."""
         if not self._burst:
             super().subscribe()  # type: ignore[no-untyped-call]
+
+
+def live_workers(app: Flask | None = None) -> list[BaseWorker]:
+    """Workers of the lattice queue whose last heartbeat is recent: within the drain
+    interval plus :data:`HEARTBEAT_GRACE` seconds. Raises ``RedisError`` when Redis
+    cannot be reached."""
+    limit = get_state(app).config.drain_interval + HEARTBEAT_GRACE
+    now = utcnow()
+    return [
+        found
+        for found in Worker.all(queue=queue.queue(app))
+        if found.last_heartbeat is not None
+        and (now - found.last_heartbeat).total_seconds() <= limit
+    ]
 
 
 def build_worker(

@@ -77,6 +77,7 @@ def test_retrieve_unknown_subscription_is_a_clear_error(app: Flask) -> None:
 def test_list_search_and_stream(app: Flask, sandbox: Any) -> None:
     created = incomplete_subscriptions(sandbox, 3, "stream")
     customer = stripe_subscription(sandbox, created[0])["customer"]
+    sandbox.wait_for_search()  # search is eventually consistent, as on Stripe
     with app.app_context():
         page = facade(app).list(customer=customer, status="all", limit=2)
         assert [sub["id"] for sub in page["data"]] == list(reversed(created))[:2]

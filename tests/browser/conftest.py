@@ -7,6 +7,10 @@ of its own); otherwise the runner's embedded Redis is used, exactly as on a fres
 
 Chromium: ``$LATTICE_CHROMIUM`` or ``/usr/bin/chromium``. When ``LATTICE_CHROMIUM`` is set
 (CI sets it) a missing browser fails the run; otherwise the browser tests are skipped.
+
+Every test runs at two sizes, desktop (1280×800) and phone (390×844). Each screenshot step
+also audits the page (see :mod:`.audit`): axe-core finds no serious or critical WCAG 2.1 AA
+violation and nothing scrolls sideways.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from tests.conftest import sandbox_seed
+
+from .audit import audit
 from .demo_process import DemoProcess, start_demo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +44,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 860}
+#: The two sizes every browser test runs at.
+VIEWPORTS = {
+    "desktop": {"width": 1280, "height": 800},
+    "mobile": {"width": 390, "height": 844},
+}
 
 
 def chromium_executable() -> str:
@@ -73,15 +84,24 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """The demo, started by its runner like ``make demo``; stopped with SIGINT at the end."""
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[DemoProcess]:
+    """The demo, started by its runner like ``make demo``; stopped with SIGINT at the end.
+
+    Its sandbox delivers webhooks with chaos (shuffled, duplicated, delayed), seeded.
+    """
     chromium_executable()
     redis_url = os.environ.get("LATTICE_TEST_REDIS_URL")
     demo_redis_url = _own_database(redis_url) if redis_url else None
     if demo_redis_url:
         # Start from an empty queue: jobs left by an interrupted run would come first.
         Redis.from_url(demo_redis_url).flushdb()
-    process = start_demo(tmp_path_factory.mktemp("demo-instance"), redis_url=demo_redis_url)
+    process = start_demo(
+        tmp_path_factory.mktemp("demo-instance"),
+        redis_url=demo_redis_url,
+        chaos_seed=sandbox_seed(request.node.nodeid),
+    )
     yield process
     process.stop()
 
@@ -94,29 +114,47 @@ def _own_database(url: str) -> str:
 class Shots:
     """Numbered screenshots of one test under ``test-artifacts/browser/<test>/``.
 
-    ``shots("step", docs="name")`` also copies the picture to ``docs/images/name.png`` when
-    ``LATTICE_UPDATE_DOCS_IMAGES=1``, so an ordinary test run never rewrites committed files.
+    ``shots("step", docs="name")`` also copies the picture to ``docs/images/name.png``
+    (``name-mobile.png`` at phone size) when ``LATTICE_UPDATE_DOCS_IMAGES=1``, so an ordinary
+    test run never rewrites committed files. Each step first audits the page (demo pages only).
     """
 
-    def __init__(self, page: Any, folder: Path) -> None:
+    def __init__(self, page: Any, folder: Path, demo_url: str, viewport: str) -> None:
         self.page = page
         self.folder = folder
+        self.demo_url = demo_url
+        self.viewport = viewport
         self.count = 0
 
     def __call__(self, name: str, *, docs: str | None = None) -> Path:
         self.count += 1
+        if self.page.url.startswith(self.demo_url):
+            audit(self.page, f"step {name!r}")
         path = self.folder / f"{self.count:02d}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         if docs and os.environ.get("LATTICE_UPDATE_DOCS_IMAGES") == "1":
             DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, DOCS_IMAGES / f"{docs}.png")
+            suffix = "" if self.viewport == "desktop" else f"-{self.viewport}"
+            shutil.copyfile(path, DOCS_IMAGES / f"{docs}{suffix}.png")
         return path
 
 
+@pytest.fixture(params=list(VIEWPORTS))
+def viewport(request: pytest.FixtureRequest) -> str:
+    """``desktop`` or ``mobile``: every browser test runs at both sizes."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-def page(browser: Any, demo: DemoProcess, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context and page on the demo (its own cookies)."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=demo.url)
+def page(browser: Any, demo: DemoProcess, viewport: str) -> Iterator[Any]:
+    """A fresh browser context and page on the demo (its own cookies) at ``viewport``."""
+    context = browser.new_context(
+        viewport=VIEWPORTS[viewport],
+        base_url=demo.url,
+        is_mobile=viewport == "mobile",
+        has_touch=viewport == "mobile",
+    )
     context.set_default_timeout(15_000)
     opened = context.new_page()
     yield opened
@@ -124,9 +162,9 @@ def page(browser: Any, demo: DemoProcess, request: pytest.FixtureRequest) -> Ite
 
 
 @pytest.fixture
-def shots(page: Any, request: pytest.FixtureRequest) -> Shots:
+def shots(page: Any, demo: DemoProcess, viewport: str, request: pytest.FixtureRequest) -> Shots:
     """Save numbered, full-page screenshots of the test's steps as artifacts."""
-    folder = ARTIFACTS / request.node.name
+    folder = ARTIFACTS / re.sub(r"[^\w.-]+", "-", request.node.name)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    return Shots(page, folder)
+    return Shots(page, folder, demo.url, viewport)

@@ -89,8 +89,13 @@ class DemoProcess:
         return self.process.returncode
 
 
-def start_demo(instance_path: Path, *, redis_url: str | None = None) -> DemoProcess:
-    """Run the demo on free ports with its data in ``instance_path``; wait until it serves."""
+def start_demo(
+    instance_path: Path, *, redis_url: str | None = None, chaos_seed: int | None = None
+) -> DemoProcess:
+    """Run the demo on free ports with its data in ``instance_path``; wait until it serves.
+
+    ``chaos_seed``: the sandbox delivers webhooks shuffled, duplicated and delayed, seeded by it.
+    """
     environ = {key: value for key, value in os.environ.items() if key not in _MODE_VARIABLES}
     environ["PYTHONUNBUFFERED"] = "1"
     if redis_url:
@@ -107,6 +112,7 @@ def start_demo(instance_path: Path, *, redis_url: str | None = None) -> DemoProc
             str(sandbox_port),
             "--instance-path",
             str(instance_path),
+            *(["--sandbox-chaos", str(chaos_seed)] if chaos_seed is not None else []),
         ],
         cwd=REPO,
         env=environ,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from playwright.sync_api import expect
+
+from .demo_process import DemoProcess
 
 #: How long a webhook may take to travel sandbox → app → queue → worker → page.
 WEBHOOK_TIMEOUT = 30.0
@@ -99,6 +104,26 @@ def advance_clock(page: Any, step: str) -> None:
     page.goto("/dev")
     page.get_by_test_id(f"advance-{step}").click()
     expect(page.get_by_test_id("flash")).to_contain_text("Sandbox time is now")
+
+
+@contextmanager
+def worker_paused(demo: DemoProcess) -> Iterator[None]:
+    """Hold the demo's webhook worker still; it resumes when the block ends, whatever happens."""
+    pid = demo.worker_pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def mark_page(page: Any) -> None:
+    """Leave a mark in the page's window that a reload would erase."""
+    page.evaluate("() => { window.__notReloaded = true; }")
+
+
+def assert_not_reloaded(page: Any) -> None:
+    assert page.evaluate("() => window.__notReloaded === true"), "the page was reloaded"
 
 
 def _path(path: str) -> re.Pattern[str]:

@@ -17,9 +17,12 @@ from .journey import (
     CARD_FAILS_ON_CHARGE,
     CARD_INSUFFICIENT_FUNDS,
     CARD_OK,
+    WEBHOOK_TIMEOUT,
     advance_clock,
+    assert_not_reloaded,
     card_reached_subscription,
     choose_plan,
+    mark_page,
     pay,
     reload_until,
     sign_up,
@@ -31,6 +34,7 @@ from .journey import (
 pytestmark = pytest.mark.browser
 
 PRICING = re.compile(r"/billing/pricing")
+WAIT = WEBHOOK_TIMEOUT * 1000
 
 
 def test_subscribe_use_cancel_and_lose_access(page: Any, shots: Shots) -> None:
@@ -81,10 +85,14 @@ def test_subscribe_use_cancel_and_lose_access(page: Any, shots: Shots) -> None:
     expect(page.get_by_test_id("confirm-cancel")).to_be_visible()
     shots("portal-cancel")
     page.get_by_test_id("confirm-cancel").click()
-    expect(page).to_have_url(re.compile(r"/account/billing"))
-    reload_until(page, visible(page, "cancel-date"), "the cancels-on date")
-    expect(page.get_by_test_id("banner-canceling")).to_contain_text("ends on")
+    page.wait_for_url(re.compile(r"/account/billing"))
+    mark_page(page)
+    # the portal's change shows without a reload: no "Active" or "Renews on" once projected
+    expect(page.get_by_test_id("cancel-date")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_test_id("banner-canceling")).to_contain_text("will end on")
     expect(page.get_by_test_id("subscription-status")).to_have_text("canceling")
+    expect(page.get_by_test_id("renewal-date")).to_have_count(0)
+    assert_not_reloaded(page)
     shots("billing-canceling")
     page.goto("/export")
     expect(page.get_by_test_id("export-title")).to_be_visible()  # paid until the period ends
@@ -148,22 +156,26 @@ def test_failed_renewal_shows_past_due_and_recovers(page: Any, shots: Shots) -> 
     reload_until(
         page, lambda: "open" in page.get_by_test_id("invoices").text_content(), "the open renewal"
     )
+    expect(page.get_by_test_id("banner-past_due")).to_have_attribute("role", "alert")
+    expect(page.get_by_test_id("pay-now")).to_be_visible()
+    expect(page.get_by_test_id("invoice-kind").first).to_have_text("Renewal")
     shots("billing-past-due")
 
     # the banner's deep link opens the portal's payment-method update; a good card pays
     page.get_by_test_id("banner-update-payment-method").click()
     page.get_by_test_id("card-number").fill(CARD_OK)
     page.get_by_test_id("save-payment-method").click()
-    expect(page).to_have_url(re.compile(r"/account/billing"))
-    reload_until(
-        page,
-        lambda: (
-            page.get_by_test_id("banner-past_due").count() == 0
-            and page.get_by_test_id("subscription-status").text_content() == "active"
-        ),
-        "the subscription to recover",
-    )
+    page.wait_for_url(re.compile(r"/account/billing"))
+    mark_page(page)
+    # no reload: the banner, "Failed — retrying" and "Pay now" go once Stripe confirms
+    expect(page.get_by_test_id("banner-past_due")).to_have_count(0, timeout=WAIT)
+    expect(page.get_by_test_id("subscription-status")).to_have_text("active", timeout=WAIT)
+    expect(page.get_by_test_id("payment-failed")).to_have_count(0)
+    expect(page.get_by_test_id("pay-now")).to_have_count(0, timeout=WAIT)
+    expect(page.get_by_test_id("renewal-date")).to_be_visible()
+    expect(page.get_by_test_id("invoice-row").first).to_have_attribute("data-status", "paid")
     expect(page.get_by_test_id("billing-plan")).to_have_text("Pro")
+    assert_not_reloaded(page)
     shots("billing-recovered")
 
 
@@ -184,19 +196,34 @@ def test_upgrade_with_preview_seats_pause_and_cancel(page: Any, shots: Shots) ->
     expect(page.get_by_test_id("swap-recurring-amount")).to_have_text("$12.00")
     shots("swap-preview")
     page.get_by_test_id("swap-confirm").click()
-    expect(page).to_have_url(re.compile(r"/account/billing"))
+    page.wait_for_url(re.compile(r"/account/billing"))
+    mark_page(page)
     expect(page.get_by_test_id("flash")).to_contain_text("on its way")
-    reload_until(page, lambda: page.get_by_test_id("billing-plan").text_content() == "Team", "Team")
+    expect(page.get_by_test_id("billing-plan")).to_have_text("Team", timeout=WAIT)
+    assert_not_reloaded(page)
 
-    # seats: three, confirmed by the webhook; the Team page opens with them
+    # seats: three, through a preview; the invoice charges exactly what the preview said
     page.get_by_test_id("seats-input").fill("3")
     page.get_by_test_id("seats-update").click()
-    reload_until(
-        page, lambda: page.get_by_test_id("billing-seats").text_content() == "3", "3 seats"
-    )
+    expect(page.get_by_test_id("seats-preview")).to_have_attribute("data-quantity", "3")
+    due = page.get_by_test_id("seats-due-today")
+    previewed = int(due.get_attribute("data-amount"))
+    assert 0 < previewed <= 2 * 1200  # two more seats of Team, for what is left of the month
+    previewed_text = due.text_content()
+    expect(page.get_by_test_id("seats-recurring-amount")).to_contain_text("$36.00")
+    shots("seats-preview")
+    page.get_by_test_id("seats-confirm").click()
+    page.wait_for_url(re.compile(r"/account/billing"))
+    mark_page(page)
+    expect(page.get_by_test_id("billing-seats")).to_have_text("3", timeout=WAIT)
+    assert_not_reloaded(page)
     reload_until(  # the first payment, the upgrade and the seats, each invoiced
         page, lambda: page.get_by_test_id("invoice-row").count() == 3, "three invoices"
     )
+    kinds = page.get_by_test_id("invoice-kind")
+    expect(kinds).to_have_text(["Seat change", "Plan change", "First payment"])
+    newest = page.get_by_test_id("invoice-row").first
+    expect(newest.get_by_test_id("invoice-amount")).to_have_text(previewed_text)
     shots("billing-team", docs="billing")
     page.goto("/team")
     expect(page.get_by_test_id("seats-used")).to_have_text("1 of 3 seats")
@@ -226,3 +253,19 @@ def test_upgrade_with_preview_seats_pause_and_cancel(page: Any, shots: Shots) ->
     reload_until(page, visible(page, "renewal-date"), "the renewal to be back")
     expect(page.get_by_test_id("banner-canceling")).to_have_count(0)
     shots("billing-resumed")
+
+    # fewer seats: a credit to the balance, not a payment, its minus sign kept with it
+    page.get_by_test_id("seats-input").fill("2")
+    page.get_by_test_id("seats-update").click()
+    expect(page.get_by_test_id("seats-preview")).to_have_attribute("data-quantity", "2")
+    page.get_by_test_id("seats-confirm").click()
+    page.wait_for_url(re.compile(r"/account/billing"))
+    expect(page.get_by_test_id("billing-seats")).to_have_text("2", timeout=WAIT)
+    reload_until(page, lambda: page.get_by_test_id("invoice-row").count() == 4, "the credit")
+    credit = page.get_by_test_id("invoice-row").first
+    expect(credit.get_by_test_id("invoice-kind")).to_have_text("Credit · seat change")
+    expect(credit.get_by_test_id("invoice-status")).to_have_text("credited")
+    amount = credit.get_by_test_id("invoice-amount")
+    expect(amount).to_have_text(re.compile(r"^\u2212\$\d+\.\d\d$"))
+    assert amount.evaluate("(e) => e.getClientRects().length") == 1  # one line: "−" stays
+    shots("billing-credit")

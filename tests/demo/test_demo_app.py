@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from demo_app import settings
 from demo_app.extensions import db
 from demo_app.models import Note, User
+from demo_app.presentation import money
 from flask_lattice.models import Subscription
 from tests.helpers.demo import PASSWORD, sign_up, subscribe
 from tests.helpers.support import run_worker, serving
@@ -151,6 +152,9 @@ def test_pro_opens_export_but_not_team(demo: Flask, client: FlaskClient, sandbox
     export = client.get("/export/quillnote-notes.md")
     assert export.status_code == 200
     assert export.mimetype == "text/markdown"
+    promised = re.search(r'data-testid="export-filename">([^<]+)<', client.get("/export").text)
+    assert promised is not None  # the page names the file the download gives
+    assert export.headers["Content-Disposition"] == f'attachment; filename="{promised[1]}"'
     assert "## Groceries" in export.text
     assert client.get("/team").headers["Location"].startswith("/billing/pricing")
     for number in range(settings.FREE_NOTE_LIMIT + 1):
@@ -194,6 +198,47 @@ def test_billing_page_shows_plan_renewal_invoice_and_operations(
     assert "Every seat is taken" in full.text  # one seat, and the owner holds it
 
 
+def test_team_seats_follow_the_members_and_a_move_to_pro_bills_one_seat(
+    demo: Flask, client: FlaskClient, sandbox: Any
+) -> None:
+    sign_up(client)
+    pricing = client.get("/billing/pricing").text
+    assert "$12.00<small> per seat / month" in pricing
+    assert "$9.00<small> / month" in pricing
+    subscribe(demo, client, sandbox, "team", seats="2")
+    with demo.app_context():
+        row = db.session.scalar(sa.select(Subscription))
+        assert row is not None and row.quantity == 2
+        subscription_id = row.stripe_subscription_id
+    assert client.post("/team", data={"email": "grace@example.com"}).status_code == 302
+    assert 'data-testid="seats-used">2 of 2 seats' in client.get("/team").text
+
+    # The billing page's seat form leads to a preview; below the members is refused.
+    page = client.get("/account/billing").text
+    assert 'action="/billing/subscription/seats"' in page
+    preview = client.get(f"/billing/subscription/seats?quantity=3&subscription={subscription_id}")
+    assert 'data-testid="seats-confirm"' in preview.text
+    assert "3 × $12.00 = $36.00" in preview.text
+    refused = client.get("/billing/subscription/seats?quantity=1", follow_redirects=True)
+    assert "You use 2 seats, so you cannot go down to 1" in refused.text
+
+    # Team with 2 seats → Pro: one Pro at $9.00, as the pricing page sells it.
+    swap = client.get("/billing/subscription/swap?plan=pro&interval=month").text
+    assert 'data-testid="swap-quantity" data-quantity="1">1 × Pro' in swap
+    assert (
+        'data-testid="swap-recurring-amount" data-amount="900"><span class="amount">$9.00<' in swap
+    )
+    token = re.search(r'name="preview" value="([^"]+)"', swap)
+    assert token is not None
+    confirmed = client.post(
+        "/billing/subscription/swap",
+        data={"preview": token[1], "plan": "pro", "interval": "month"},
+    )
+    assert confirmed.status_code == 303
+    item = sandbox.client().v1.subscriptions.retrieve(subscription_id)["items"]["data"][0]
+    assert (item["price"]["lookup_key"], item["quantity"]) == ("quillnote_pro_monthly", 1)
+
+
 def test_past_due_banner_links_to_the_payment_method_update(
     demo: Flask, client: FlaskClient, sandbox: Any
 ) -> None:
@@ -213,6 +258,40 @@ def test_past_due_banner_links_to_the_payment_method_update(
     assert opened.status_code == 303
     assert opened.headers["Location"].startswith(sandbox.url)
     assert client.get("/export").status_code == 200  # Stripe is still retrying
+
+
+def test_a_second_checkout_while_stripe_confirms_the_first_goes_to_billing_saying_why(
+    demo: Flask, client: FlaskClient, sandbox: Any
+) -> None:
+    sign_up(client)
+    with serving(demo, sandbox):
+        response = client.post("/billing/checkout", data={"plan": "pro", "interval": "month"})
+        session_id = urlsplit(response.headers["Location"]).path.rsplit("/", 1)[-1]
+        sandbox.complete_checkout(session_id)
+        assert sandbox.wait_for_deliveries()
+    # stored in the inbox, not projected yet (no worker has run)
+    pricing = client.get("/billing/pricing").text
+    assert 'data-testid="pricing-pending"' in pricing
+    assert 'data-testid="choose-pro"' not in pricing
+    assert "day free trial" not in pricing  # the customer has a subscription now
+    again = client.post("/billing/checkout", data={"plan": "pro", "interval": "month"})
+    assert again.status_code == 303
+    assert again.headers["Location"] == "/account/billing"
+    billing_page = client.get("/account/billing").text
+    assert "Stripe already has your payment for Pro" in billing_page
+    assert 'data-pending="checkout"' in billing_page
+    run_worker(demo)
+    pricing = client.get("/billing/pricing").text
+    assert 'data-testid="pricing-pending"' not in pricing
+    assert 'data-testid="current-plan"' in pricing
+    assert "data-pending" not in client.get("/account/billing").text
+
+
+def test_money_keeps_a_real_minus_sign() -> None:
+    assert money(-2400) == "\u2212$24.00"
+    assert money(900, "eur") == "€9.00"
+    assert money(5, "sek") == "0.05 SEK"
+    assert money(None) == "—"
 
 
 # -- the developer page and the two modes ---------------------------------------------------------

@@ -19,10 +19,13 @@ def sign_up(client: FlaskClient, email: str = "ada@example.com", name: str = "Ad
     assert response.headers["Location"] == "/dashboard"
 
 
-def subscribe(app: Flask, client: FlaskClient, sandbox: Any, plan: str = "pro") -> None:
+def subscribe(
+    app: Flask, client: FlaskClient, sandbox: Any, plan: str = "pro", **fields: str
+) -> None:
     """Pay Checkout for ``plan`` on the sandbox, deliver its webhooks and process them."""
     with serving(app, sandbox):
-        response = client.post("/billing/checkout", data={"plan": plan, "interval": "month"})
+        data = {"plan": plan, "interval": "month", **fields}
+        response = client.post("/billing/checkout", data=data)
         assert response.status_code == 303, response.text
         session_id = urlsplit(response.headers["Location"]).path.rsplit("/", 1)[-1]
         sandbox.complete_checkout(session_id)

@@ -75,14 +75,21 @@ def stripe_subscription(sandbox: Any, subscription_id: str) -> dict[str, Any]:
 
 
 def subscribe(
-    app: Flask, sandbox: Any, email: str = "ada@example.com", plan: str = "pro"
+    app: Flask,
+    sandbox: Any,
+    email: str = "ada@example.com",
+    plan: str = "pro",
+    seats: int | None = None,
 ) -> Subscriber:
-    """Sign a new user in and subscribe them through Checkout (webhooks not processed)."""
+    """Sign a new user in and subscribe them through Checkout (webhooks not processed).
+
+    ``seats`` is posted as the Checkout form's ``seats`` field (per-seat plans only).
+    """
     client, user_id = signed_in(app, email)
-    response = client.post(
-        "/billing/checkout",
-        data={"plan": plan, "interval": "month", csrf.FIELD_NAME: csrf_token(client)},
-    )
+    data = {"plan": plan, "interval": "month", csrf.FIELD_NAME: csrf_token(client)}
+    if seats is not None:
+        data["seats"] = str(seats)
+    response = client.post("/billing/checkout", data=data)
     assert response.status_code == 303, response.get_data(as_text=True)
     session_id = session_id_of(response.headers["Location"])
     sandbox.complete_checkout(session_id)

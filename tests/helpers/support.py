@@ -33,6 +33,7 @@ TEST_PLANS: list[dict[str, Any]] = [
         "prices": {"month": "team_monthly", "year": "team_yearly"},
         "features": ["notes", "unlimited_notes", "export", "seats"],
         "trial_days": 14,
+        "seats": {"min": 1, "max": 50},
     },
 ]
 TEST_PRICES = {

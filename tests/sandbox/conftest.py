@@ -1,7 +1,8 @@
 """Fixtures for the sandbox suite: a running sandbox, a recording SDK client, a webhook receiver.
 
 Every object a test makes the sandbox produce (API responses, stored objects, event payloads) is
-validated against the digest when the test ends.
+validated against the digest when the test ends. Webhooks are delivered with chaos (shuffled,
+duplicated, delayed; seeded per test) unless a test is marked ``ordered_delivery``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import stripe
 
 from flask_lattice.sandbox import StripeSandbox
 
+from ..conftest import chaos_wanted, sandbox_seed
 from .schema_check import violations
 
 FAST_RETRIES = (0.05, 0.1, 0.2)
@@ -61,8 +63,13 @@ def assert_valid(objects: list[Any]) -> None:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with StripeSandbox(retry_schedule=FAST_RETRIES, delivery_timeout=2) as sb:
+def recorded_sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    with StripeSandbox(
+        retry_schedule=FAST_RETRIES,
+        delivery_timeout=2,
+        chaos=chaos_wanted(request.node),
+        seed=sandbox_seed(request.node.nodeid),
+    ) as sb:
         box = Sandbox(sb)
         yield box
         sb.wait_for_deliveries(5)
@@ -70,13 +77,13 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sb(sandbox: Sandbox) -> StripeSandbox:
-    return sandbox.sb
+def sb(recorded_sandbox: Sandbox) -> StripeSandbox:
+    return recorded_sandbox.sb
 
 
 @pytest.fixture
-def client(sandbox: Sandbox) -> stripe.StripeClient:
-    return sandbox.client()
+def stripe_client(recorded_sandbox: Sandbox) -> stripe.StripeClient:
+    return recorded_sandbox.client()
 
 
 @dataclass
@@ -87,12 +94,12 @@ class Catalog:
 
 
 @pytest.fixture
-def catalog(client: stripe.StripeClient) -> Catalog:
-    basic = client.v1.products.create(params={"name": "Basic"})
-    pro = client.v1.products.create(params={"name": "Pro"})
+def catalog(stripe_client: stripe.StripeClient) -> Catalog:
+    basic = stripe_client.v1.products.create(params={"name": "Basic"})
+    pro = stripe_client.v1.products.create(params={"name": "Pro"})
 
     def price(product: Any, amount: int, interval: str, key: str) -> Any:
-        return client.v1.prices.create(
+        return stripe_client.v1.prices.create(
             params={
                 "product": product.id,
                 "currency": "usd",
@@ -110,7 +117,7 @@ def catalog(client: stripe.StripeClient) -> Catalog:
 
 
 def signup(
-    client: stripe.StripeClient,
+    stripe_client: stripe.StripeClient,
     sb: StripeSandbox,
     price: Any,
     *,
@@ -128,10 +135,10 @@ def signup(
     }
     if trial_days:
         params["subscription_data"] = {"trial_period_days": trial_days}
-    session = client.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
+    session = stripe_client.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
     sb.complete_checkout(session.id, card=card)
-    session = client.v1.checkout.sessions.retrieve(session.id)
-    sub = client.v1.subscriptions.retrieve(str(session.subscription))
+    session = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    sub = stripe_client.v1.subscriptions.retrieve(str(session.subscription))
     return session, sub
 
 

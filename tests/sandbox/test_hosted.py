@@ -14,9 +14,9 @@ from .conftest import Catalog, signup
 
 
 def checkout(
-    client: stripe.StripeClient, catalog: Catalog, **extra: object
+    stripe_client: stripe.StripeClient, catalog: Catalog, **extra: object
 ) -> stripe.checkout.Session:
-    return client.v1.checkout.sessions.create(
+    return stripe_client.v1.checkout.sessions.create(
         params={  # type: ignore[arg-type]
             "mode": "subscription",
             "line_items": [{"price": catalog.pro_monthly.id, "quantity": 1}],
@@ -27,9 +27,9 @@ def checkout(
     )
 
 
-def test_checkout_page(client: stripe.StripeClient, catalog: Catalog) -> None:
+def test_checkout_page(stripe_client: stripe.StripeClient, catalog: Catalog) -> None:
     session = checkout(
-        client,
+        stripe_client,
         catalog,
         customer_email="ann@example.com",
         subscription_data={"trial_period_days": 7},
@@ -66,8 +66,8 @@ def test_checkout_page(client: stripe.StripeClient, catalog: Catalog) -> None:
     assert again.status_code == 303
 
 
-def test_checkout_asks_for_email(client: stripe.StripeClient, catalog: Catalog) -> None:
-    session = checkout(client, catalog)
+def test_checkout_asks_for_email(stripe_client: stripe.StripeClient, catalog: Catalog) -> None:
+    session = checkout(stripe_client, catalog)
     missing = requests.post(
         str(session.url), data={"card_number": "4242424242424242"}, allow_redirects=False, timeout=5
     )
@@ -79,11 +79,11 @@ def test_checkout_asks_for_email(client: stripe.StripeClient, catalog: Catalog) 
         timeout=5,
     )
     assert ok.status_code == 303
-    assert client.v1.customers.list().data[0].email == "new@example.com"
+    assert stripe_client.v1.customers.list().data[0].email == "new@example.com"
 
 
-def portal(client: stripe.StripeClient, customer: str, **extra: object) -> str:
-    session = client.v1.billing_portal.sessions.create(
+def portal(stripe_client: stripe.StripeClient, customer: str, **extra: object) -> str:
+    session = stripe_client.v1.billing_portal.sessions.create(
         params={"customer": customer, "return_url": "http://app.test/account", **extra}  # type: ignore[typeddict-item]
     )
     return str(session.url)
@@ -94,10 +94,10 @@ def post(url: str, action: str, **data: str) -> requests.Response:
 
 
 def test_portal_home_cancel_renew_switch(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
 ) -> None:
-    _, sub = signup(client, sb, catalog.basic_monthly)
-    url = portal(client, str(sub.customer))
+    _, sub = signup(stripe_client, sb, catalog.basic_monthly)
+    url = portal(stripe_client, str(sub.customer))
     home = requests.get(url, timeout=5).text
     for testid in (
         "current-plan",
@@ -115,31 +115,32 @@ def test_portal_home_cancel_renew_switch(
     assert "Basic" in home and "active" in home
     done = post(url, "cancel", subscription=sub.id)
     assert done.status_code == 303
-    assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end
     home = requests.get(url, timeout=5).text
     assert 'data-testid="cancels-on"' in home and 'data-testid="renew-subscription"' in home
     post(url, "renew", subscription=sub.id)
-    assert not client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end
+    assert not stripe_client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end
     choose = requests.get(url, params={"step": "subscription_update"}, timeout=5).text
     assert f'data-price-id="{catalog.pro_yearly.id}"' in choose
     assert 'data-lookup-key="pro_monthly"' in choose
     post(url, "switch", subscription=sub.id, price=catalog.pro_monthly.id)
-    switched = client.v1.subscriptions.retrieve(sub.id)
+    switched = stripe_client.v1.subscriptions.retrieve(sub.id)
     assert switched["items"].data[0].price.id == catalog.pro_monthly.id
     invoice_page = requests.get(
-        str(client.v1.invoices.retrieve(str(switched.latest_invoice)).hosted_invoice_url), timeout=5
+        str(stripe_client.v1.invoices.retrieve(str(switched.latest_invoice)).hosted_invoice_url),
+        timeout=5,
     )
     assert invoice_page.status_code == 200 and 'data-testid="invoice-status"' in invoice_page.text
 
 
 def test_portal_payment_method_update_pays_open_invoice(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
 ) -> None:
-    _, sub = signup(client, sb, catalog.pro_monthly, card="4000000000000341", trial_days=3)
+    _, sub = signup(stripe_client, sb, catalog.pro_monthly, card="4000000000000341", trial_days=3)
     sb.advance(days=3, seconds=3605)
-    assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "past_due"
     url = portal(
-        client,
+        stripe_client,
         str(sub.customer),
         flow_data={
             "type": "payment_method_update",
@@ -155,21 +156,21 @@ def test_portal_payment_method_update_pays_open_invoice(
     assert bad.status_code == 402 and 'data-testid="error"' in bad.text
     ok = post(url, "payment_method", card_number="4242424242424242")
     assert ok.status_code == 303 and ok.headers["Location"] == "http://app.test/x"
-    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "active"
 
 
 @pytest.mark.parametrize("mode", ["at_period_end", "immediately"])
 def test_portal_cancel_flow(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog, mode: str
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog, mode: str
 ) -> None:
-    _, sub = signup(client, sb, catalog.pro_monthly)
-    config = client.v1.billing_portal.configurations.create(
+    _, sub = signup(stripe_client, sb, catalog.pro_monthly)
+    config = stripe_client.v1.billing_portal.configurations.create(
         params={
             "features": {"subscription_cancel": {"enabled": True, "mode": mode}}  # type: ignore[typeddict-item]
         }
     )
     url = portal(
-        client,
+        stripe_client,
         str(sub.customer),
         configuration=config.id,
         flow_data={"type": "subscription_cancel", "subscription_cancel": {"subscription": sub.id}},
@@ -177,7 +178,7 @@ def test_portal_cancel_flow(
     assert 'data-testid="confirm-cancel"' in requests.get(url, timeout=5).text
     done = post(url, "cancel", subscription=sub.id)
     assert done.status_code == 303 and "step=home" in done.headers["Location"]
-    after = client.v1.subscriptions.retrieve(sub.id)
+    after = stripe_client.v1.subscriptions.retrieve(sub.id)
     if mode == "immediately":
         assert after.status == "canceled"
     else:
@@ -185,11 +186,11 @@ def test_portal_cancel_flow(
 
 
 def test_portal_update_confirm_deep_link(
-    client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
+    stripe_client: stripe.StripeClient, sb: StripeSandbox, catalog: Catalog
 ) -> None:
-    _, sub = signup(client, sb, catalog.basic_monthly)
+    _, sub = signup(stripe_client, sb, catalog.basic_monthly)
     url = portal(
-        client,
+        stripe_client,
         str(sub.customer),
         flow_data={
             "type": "subscription_update_confirm",
@@ -206,30 +207,30 @@ def test_portal_update_confirm_deep_link(
     assert 'data-testid="confirm-update"' in requests.get(url, timeout=5).text
     done = post(url, "confirm_update")
     assert done.headers["Location"] == "http://app.test/ok"
-    assert client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == (
+    assert stripe_client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == (
         catalog.pro_monthly.id
     )
     update_url = portal(
-        client,
+        stripe_client,
         str(sub.customer),
         flow_data={"type": "subscription_update", "subscription_update": {"subscription": sub.id}},
     )
     assert 'data-testid="switch-plan"' in requests.get(update_url, timeout=5).text
 
 
-def test_hosted_invoice_pay(client: stripe.StripeClient, catalog: Catalog) -> None:
-    customer = client.v1.customers.create(params={"email": "i@example.com"})
-    sub = client.v1.subscriptions.create(
+def test_hosted_invoice_pay(stripe_client: stripe.StripeClient, catalog: Catalog) -> None:
+    customer = stripe_client.v1.customers.create(params={"email": "i@example.com"})
+    sub = stripe_client.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"price": catalog.pro_monthly.id}]}
     )
-    invoice = client.v1.invoices.retrieve(str(sub.latest_invoice))
+    invoice = stripe_client.v1.invoices.retrieve(str(sub.latest_invoice))
     page = requests.get(str(invoice.hosted_invoice_url), timeout=5)
     assert 'data-testid="pay-invoice"' in page.text
     paid = requests.post(
         f"{invoice.hosted_invoice_url}/pay", data={"card_number": "4242424242424242"}, timeout=5
     )
     assert paid.status_code == 200 and ">paid<" in paid.text
-    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "active"
     assert requests.get(str(invoice.invoice_pdf), timeout=5).text.startswith("Invoice ")
 
 

@@ -1,6 +1,6 @@
 """The digest validator itself, and the sandbox's parameter table.
 
-(Every test using the ``sandbox`` fixture validates all objects it produced on teardown.)
+(Every test using the ``recorded_sandbox`` fixture validates all objects it produced on teardown.)
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from .conftest import Catalog, Sandbox, assert_valid, signup
 from .schema_check import violations
 
 
-def test_validator_catches_shape_errors(client: stripe.StripeClient) -> None:
-    customer = client.v1.customers.create().to_dict()
+def test_validator_catches_shape_errors(stripe_client: stripe.StripeClient) -> None:
+    customer = stripe_client.v1.customers.create().to_dict()
     assert violations(customer) == []
     broken = copy.deepcopy(customer)
     broken["paid"] = True
@@ -36,10 +36,10 @@ def test_validator_catches_shape_errors(client: stripe.StripeClient) -> None:
         assert needle in problems
 
 
-def test_expandable_fields_accept_id_or_object(sandbox: Sandbox, catalog: Catalog) -> None:
-    client = sandbox.client()
-    _, sub = signup(client, sandbox.sb, catalog.pro_monthly)
-    expanded = client.v1.subscriptions.retrieve(
+def test_expandable_fields_accept_id_or_object(recorded_sandbox: Sandbox, catalog: Catalog) -> None:
+    stripe_client = recorded_sandbox.client()
+    _, sub = signup(stripe_client, recorded_sandbox.sb, catalog.pro_monthly)
+    expanded = stripe_client.v1.subscriptions.retrieve(
         sub.id,
         params={
             "expand": [
@@ -57,12 +57,14 @@ def test_expandable_fields_accept_id_or_object(sandbox: Sandbox, catalog: Catalo
     assert violations(data)
 
 
-def test_every_object_of_a_long_scenario_validates(sandbox: Sandbox, catalog: Catalog) -> None:
-    sb: StripeSandbox = sandbox.sb
-    client = sandbox.client()
-    _, sub = signup(client, sb, catalog.basic_monthly, trial_days=4)
+def test_every_object_of_a_long_scenario_validates(
+    recorded_sandbox: Sandbox, catalog: Catalog
+) -> None:
+    sb: StripeSandbox = recorded_sandbox.sb
+    stripe_client = recorded_sandbox.client()
+    _, sub = signup(stripe_client, sb, catalog.basic_monthly, trial_days=4)
     _, failing = signup(
-        client,
+        stripe_client,
         sb,
         catalog.pro_monthly,
         card="4000000000000341",
@@ -70,7 +72,7 @@ def test_every_object_of_a_long_scenario_validates(sandbox: Sandbox, catalog: Ca
         email="f@example.com",
     )
     sb.advance(days=10)
-    client.v1.subscriptions.update(
+    stripe_client.v1.subscriptions.update(
         sub.id,
         params={
             "items": [{"id": sub["items"].data[0].id, "price": catalog.pro_yearly.id}],
@@ -78,11 +80,11 @@ def test_every_object_of_a_long_scenario_validates(sandbox: Sandbox, catalog: Ca
             "metadata": {"k": "v"},
         },
     )
-    client.v1.invoices.create_preview(params={"subscription": failing.id})
-    client.v1.billing_portal.sessions.create(params={"customer": str(failing.customer)})
+    stripe_client.v1.invoices.create_preview(params={"subscription": failing.id})
+    stripe_client.v1.billing_portal.sessions.create(params={"customer": str(failing.customer)})
     sb.advance(days=40)
     assert len(sb.events) > 30
-    assert_valid(sandbox.produced() + sb.events)
+    assert_valid(recorded_sandbox.produced() + sb.events)
 
 
 def test_params_table_matches_the_digest() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import stripe
 
 from flask_lattice.sandbox import StripeSandbox
@@ -28,11 +29,12 @@ def test_signature_is_stripes_scheme() -> None:
     assert header == f"t=1700000000,v1={expected}"
 
 
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
 def test_forward_to_delivers_signed_events(
-    sb: StripeSandbox, client: stripe.StripeClient, catalog: Catalog, receiver: Receiver
+    sb: StripeSandbox, stripe_client: stripe.StripeClient, catalog: Catalog, receiver: Receiver
 ) -> None:
     sb.set_forward_to(receiver.url)
-    signup(client, sb, catalog.pro_monthly)
+    signup(stripe_client, sb, catalog.pro_monthly)
     sb.advance(days=40)
     assert sb.wait_for_deliveries(10)
     events = verify(receiver, sb.webhook_secret)
@@ -49,23 +51,27 @@ def test_forward_to_delivers_signed_events(
     assert len(log) == len(events)
 
 
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
 def test_webhook_endpoints_get_their_own_secret_and_filter(
-    sb: StripeSandbox, client: stripe.StripeClient, receiver: Receiver
+    sb: StripeSandbox, stripe_client: stripe.StripeClient, receiver: Receiver
 ) -> None:
-    endpoint = client.v1.webhook_endpoints.create(
+    endpoint = stripe_client.v1.webhook_endpoints.create(
         params={"url": receiver.url, "enabled_events": ["customer.created"]}
     )
-    client.v1.customers.create()
-    client.v1.products.create(params={"name": "x"})
+    stripe_client.v1.customers.create()
+    stripe_client.v1.products.create(params={"name": "x"})
     assert sb.wait_for_deliveries(5)
     events = verify(receiver, str(endpoint.secret))
     assert [e.type for e in events] == ["customer.created"]
 
 
-def test_retry_on_500(sb: StripeSandbox, client: stripe.StripeClient, receiver: Receiver) -> None:
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
+def test_retry_on_500(
+    sb: StripeSandbox, stripe_client: stripe.StripeClient, receiver: Receiver
+) -> None:
     receiver.fail_first = 2
     sb.set_forward_to(receiver.url)
-    client.v1.customers.create()
+    stripe_client.v1.customers.create()
     assert sb.wait_for_deliveries(5)
     assert [(d.attempt, d.status) for d in sb.deliveries] == [(1, 500), (2, 500), (3, 200)]
     assert len({body for _, body in receiver.requests}) == 1
@@ -79,9 +85,12 @@ def test_exhausted_retries_give_up(receiver: Receiver) -> None:
         assert [d.attempt for d in sb.deliveries] == [1, 2, 3]
 
 
-def test_unreachable_receiver_is_logged(sb: StripeSandbox, client: stripe.StripeClient) -> None:
+@pytest.mark.ordered_delivery  # counts and orders single deliveries
+def test_unreachable_receiver_is_logged(
+    sb: StripeSandbox, stripe_client: stripe.StripeClient
+) -> None:
     sb.set_forward_to("http://127.0.0.1:9/nowhere")
-    client.v1.customers.create()
+    stripe_client.v1.customers.create()
     assert sb.wait_for_deliveries(10)
     assert len(sb.deliveries) == len(FAST_RETRIES) + 1
     assert all(d.status is None and d.error for d in sb.deliveries)
@@ -89,10 +98,10 @@ def test_unreachable_receiver_is_logged(sb: StripeSandbox, client: stripe.Stripe
 
 def test_duplicate_and_shuffle(receiver: Receiver) -> None:
     with StripeSandbox(forward_to=receiver.url, duplicate=2, shuffle=True, seed=3) as sb:
-        client = sb.client()
+        stripe_client = sb.client()
         sb.hold_deliveries()
         for index in range(8):
-            client.v1.customers.create(params={"email": f"{index}@x.test"})
+            stripe_client.v1.customers.create(params={"email": f"{index}@x.test"})
         assert not receiver.requests
         sb.release_deliveries()
         assert sb.wait_for_deliveries(5)
@@ -100,6 +109,26 @@ def test_duplicate_and_shuffle(receiver: Receiver) -> None:
         emitted = [e["id"] for e in sb.events]
         assert sorted(ids) == sorted(emitted * 2)
         assert ids != [i for i in emitted for _ in range(2)]
+
+
+def test_chaos_delivers_twice_and_out_of_order(receiver: Receiver) -> None:
+    # Stripe "doesn't guarantee delivery of events in the order in which they're generated" and
+    # "might occasionally send the same event more than once"
+    # (https://docs.stripe.com/webhooks#event-ordering, #handle-duplicate-events).
+    with StripeSandbox(forward_to=receiver.url, chaos=True, seed=7) as sb:
+        stripe_client = sb.client()
+        for index in range(8):
+            stripe_client.v1.customers.create(params={"email": f"{index}@x.test"})
+        assert sb.wait_for_deliveries(10)
+        ids = [body["id"] for body in receiver.bodies()]
+        emitted = [e["id"] for e in sb.events]
+        assert sorted(ids) == sorted(emitted * 2)
+        assert ids != [i for i in emitted for _ in range(2)]
+        sb.set_chaos(False)
+        receiver.requests.clear()
+        stripe_client.v1.customers.create(params={"email": "calm@x.test"})
+        assert sb.wait_for_deliveries(10)
+        assert [body["id"] for body in receiver.bodies()] == [sb.events[-1]["id"]]
 
 
 def test_hold_release_and_delay(receiver: Receiver) -> None:

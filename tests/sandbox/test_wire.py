@@ -35,44 +35,46 @@ def raw(
 def test_authentication_is_required(sb: StripeSandbox) -> None:
     status, headers, body = raw(sb, "GET", "/v1/customers", key=None)
     assert status == 401
-    assert b'"authentication_error"' in body
+    assert b'"invalid_request_error"' in body  # Stripe's type for a 401
     assert headers["Request-Id"].startswith("req_")
     bad = stripe.StripeClient("sk_live_nope", base_addresses={"api": sb.url})
     with pytest.raises(stripe.AuthenticationError):
         bad.v1.customers.list()
 
 
-def test_error_classes(client: stripe.StripeClient) -> None:
+def test_error_classes(stripe_client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as unknown:
-        client.v1.customers.create(params={"bogus": "x"})  # type: ignore[typeddict-unknown-key]
+        stripe_client.v1.customers.create(params={"bogus": "x"})  # type: ignore[typeddict-unknown-key]
     assert unknown.value.param == "bogus"
     assert "unknown parameter" in unknown.value.user_message  # type: ignore[operator]
     with pytest.raises(stripe.InvalidRequestError) as missing:
-        client.v1.products.create(params={})  # type: ignore[typeddict-item]
+        stripe_client.v1.products.create(params={})  # type: ignore[typeddict-item]
     assert missing.value.param == "name"
     assert missing.value.code == "parameter_missing"
     with pytest.raises(stripe.InvalidRequestError) as wrong_type:
-        client.v1.customers.list(params={"limit": "many"})  # type: ignore[typeddict-item]
+        stripe_client.v1.customers.list(params={"limit": "many"})  # type: ignore[typeddict-item]
     assert wrong_type.value.param == "limit"
     with pytest.raises(stripe.InvalidRequestError) as not_found:
-        client.v1.customers.retrieve("cus_missing")
+        stripe_client.v1.customers.retrieve("cus_missing")
     assert not_found.value.http_status == 404
     assert not_found.value.code == "resource_missing"
     with pytest.raises(stripe.InvalidRequestError) as enum:
-        client.v1.checkout.sessions.create(params={"mode": "rent"})  # type: ignore[typeddict-item]
+        stripe_client.v1.checkout.sessions.create(params={"mode": "rent"})  # type: ignore[typeddict-item]
     assert enum.value.param == "mode"
 
 
-def test_card_error_on_attach(client: stripe.StripeClient) -> None:
-    customer = client.v1.customers.create()
+def test_card_error_on_attach(stripe_client: stripe.StripeClient) -> None:
+    customer = stripe_client.v1.customers.create()
     with pytest.raises(stripe.CardError) as declined:
-        client.v1.payment_methods.attach(
+        stripe_client.v1.payment_methods.attach(
             "pm_card_visa_chargeDeclinedInsufficientFunds", params={"customer": customer.id}
         )
     assert declined.value.code == "card_declined"
     assert declined.value.error.decline_code == "insufficient_funds"  # type: ignore[union-attr]
     with pytest.raises(stripe.CardError) as generic:
-        client.v1.payment_methods.attach("pm_card_chargeDeclined", params={"customer": customer.id})
+        stripe_client.v1.payment_methods.attach(
+            "pm_card_chargeDeclined", params={"customer": customer.id}
+        )
     assert generic.value.error.decline_code == "generic_decline"  # type: ignore[union-attr]
 
 
@@ -82,65 +84,68 @@ def test_unknown_url_is_json_404(sb: StripeSandbox) -> None:
     assert b"Unrecognized request URL" in body
 
 
-def test_idempotent_replay_and_conflict(client: stripe.StripeClient) -> None:
-    first = client.v1.customers.create(
+def test_idempotent_replay_and_conflict(stripe_client: stripe.StripeClient) -> None:
+    first = stripe_client.v1.customers.create(
         params={"email": "a@example.com"}, options={"idempotency_key": "key-1"}
     )
-    again = client.v1.customers.create(
+    again = stripe_client.v1.customers.create(
         params={"email": "a@example.com"}, options={"idempotency_key": "key-1"}
     )
     assert again.id == first.id
     assert again.last_response.headers["Idempotent-Replayed"] == "true"
-    assert len(client.v1.customers.list().data) == 1
+    assert len(stripe_client.v1.customers.list().data) == 1
     with pytest.raises(stripe.IdempotencyError):
-        client.v1.customers.create(
+        stripe_client.v1.customers.create(
             params={"email": "b@example.com"}, options={"idempotency_key": "key-1"}
         )
 
 
-def test_pagination_auto_paging_and_cursors(client: stripe.StripeClient) -> None:
-    ids = [client.v1.customers.create(params={"email": f"c{i}@x.test"}).id for i in range(25)]
-    page = client.v1.customers.list(params={"limit": 10})
+def test_pagination_auto_paging_and_cursors(stripe_client: stripe.StripeClient) -> None:
+    ids = [
+        stripe_client.v1.customers.create(params={"email": f"c{i}@x.test"}).id for i in range(25)
+    ]
+    page = stripe_client.v1.customers.list(params={"limit": 10})
     assert page.has_more and page.url == "/v1/customers"
     assert [c.id for c in page.data] == ids[::-1][:10]
-    walked = [c.id for c in client.v1.customers.list(params={"limit": 7}).auto_paging_iter()]
+    walked = [c.id for c in stripe_client.v1.customers.list(params={"limit": 7}).auto_paging_iter()]
     assert walked == ids[::-1]
-    before = client.v1.customers.list(params={"limit": 3, "ending_before": ids[10]})
+    before = stripe_client.v1.customers.list(params={"limit": 3, "ending_before": ids[10]})
     assert [c.id for c in before.data] == ids[13:10:-1]
-    last = client.v1.customers.list(params={"limit": 10, "starting_after": ids[5]})
+    last = stripe_client.v1.customers.list(params={"limit": 10, "starting_after": ids[5]})
     assert [c.id for c in last.data] == ids[4::-1] and not last.has_more
 
 
-def test_search(client: stripe.StripeClient) -> None:
+def test_search(stripe_client: stripe.StripeClient, sb: StripeSandbox) -> None:
     for i in range(5):
-        client.v1.customers.create(
+        stripe_client.v1.customers.create(
             params={"email": f"s{i}@x.test", "metadata": {"team": "a" if i % 2 else "b"}}
         )
-    hit = client.v1.customers.search(params={"query": "email:'s3@x.test'"})
+    sb.wait_for_search()
+    hit = stripe_client.v1.customers.search(params={"query": "email:'s3@x.test'"})
     assert hit.object == "search_result" and [c.email for c in hit.data] == ["s3@x.test"]
-    both = client.v1.customers.search(
+    both = stripe_client.v1.customers.search(
         params={"query": "metadata['team']:'a' AND email:'s1@x.test'"}
     )
     assert [c.email for c in both.data] == ["s1@x.test"]
-    page = client.v1.customers.search(params={"query": "metadata['team']:'b'", "limit": 2})
+    page = stripe_client.v1.customers.search(params={"query": "metadata['team']:'b'", "limit": 2})
     assert page.has_more and page.next_page
-    rest = client.v1.customers.search(
+    rest = stripe_client.v1.customers.search(
         params={"query": "metadata['team']:'b'", "limit": 2, "page": page.next_page}
     )
     assert len(rest.data) == 1 and not rest.has_more
-    everything = client.v1.customers.search(
+    everything = stripe_client.v1.customers.search(
         params={"query": "metadata['team']:'b'", "limit": 1}
     ).auto_paging_iter()
     assert len(list(everything)) == 3
     with pytest.raises(stripe.InvalidRequestError):
-        client.v1.customers.search(params={"query": "balance>5"})
+        stripe_client.v1.customers.search(params={"query": "balance>5"})
 
 
-def test_expand_dotted_and_list(client: stripe.StripeClient, catalog: object) -> None:
-    prices = client.v1.prices.list(params={"expand": ["data.product"], "limit": 100})
+def test_expand_dotted_and_list(stripe_client: stripe.StripeClient, catalog: object) -> None:
+    prices = stripe_client.v1.prices.list(params={"expand": ["data.product"], "limit": 100})
     assert all(p.product.object == "product" for p in prices.data)  # type: ignore[union-attr]
     with pytest.raises(stripe.InvalidRequestError):
-        client.v1.prices.list(params={"expand": ["data.nope"]})
+        stripe_client.v1.prices.list(params={"expand": ["data.nope"]})
 
 
 JUNK = st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=6)

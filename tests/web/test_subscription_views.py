@@ -203,19 +203,7 @@ def test_downgrade_guard_is_checked_again_on_confirm(app: Flask, sandbox: Any) -
     assert price_of(subscriber) == "pro_monthly"
 
 
-# -- quantity, cancel, resume, pause ---------------------------------------------------------------
-
-
-def test_change_quantity(subscriber: Subscriber) -> None:
-    response = subscriber.post("quantity", quantity="3")
-    assert response.status_code == 303
-    assert subscriber.stripe()["items"]["data"][0]["quantity"] == 3
-
-
-def test_bad_quantity_is_400(subscriber: Subscriber) -> None:
-    for quantity in ["0", "-1", "two", "", "100001", "2.5"]:
-        assert subscriber.post("quantity", quantity=quantity).status_code == 400, quantity
-    assert subscriber.stripe()["items"]["data"][0]["quantity"] == 1
+# -- cancel, resume, pause ---------------------------------------------------------------
 
 
 def test_cancel_at_period_end_then_resume(subscriber: Subscriber) -> None:

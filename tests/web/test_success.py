@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -32,13 +33,15 @@ def test_success_page_waits_for_the_webhook_and_changes_nothing(app: Flask, sand
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "Payment received" in page and "confirming your Pro plan" in page
-    assert "fetch(" in page and '"/billing/status.json"' in page  # polls the local projection
+    assert "fetch(" in page and '"/billing/status.json?waiting_since=' in page  # polls locally
     assert '<meta http-equiv="refresh" content="5">' in page  # without JavaScript
     assert f'href="{success_url}"' in page  # and a link to check again
     assert "<script src" not in page and "stylesheet" not in page  # no external assets
     with app.app_context():
         assert host(app).db.session.scalars(sa.select(Subscription)).all() == []
-    assert client.get("/billing/status.json").json == {
+    status = client.get("/billing/status.json").json
+    assert re.fullmatch(r"[0-9a-f]{16}", status.pop("revision"))
+    assert status == {
         "plan": "free",
         "plan_name": "Free",
         "status": None,
@@ -51,13 +54,18 @@ def test_success_page_and_status_turn_active_once_the_projection_has_it(
 ) -> None:
     client, user_id, session_id, success_url = _paid_session(app, sandbox)
     subscription_id = sandbox.client().v1.checkout.sessions.retrieve(session_id).subscription
+    before = client.get("/billing/status.json").json["revision"]
     project_subscription(app, user_id, subscription_id)
     page = client.get(success_url).get_data(as_text=True)
     assert "Your Pro plan is active" in page
     assert "fetch(" not in page and "refresh" not in page
     status = client.get("/billing/status.json")
     assert status.headers["Cache-Control"] == "no-store"
-    assert status.json == {"plan": "pro", "plan_name": "Pro", "status": "active", "active": True}
+    body = status.json
+    after = body.pop("revision")
+    assert after != before  # pages polling it learn that the projection moved
+    assert client.get("/billing/status.json").json["revision"] == after  # and only then
+    assert body == {"plan": "pro", "plan_name": "Pro", "status": "active", "active": True}
 
 
 def test_trial_checkout_says_the_trial_started(app: Flask, sandbox: Any) -> None:

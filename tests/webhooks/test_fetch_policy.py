@@ -13,7 +13,8 @@ from flask import Flask
 
 from flask_lattice.models import WebhookEvent
 from flask_lattice.signals import stripe_request
-from flask_lattice.webhooks.fetch_policy import EventFacts, FetchPolicy, decide
+from flask_lattice.webhooks.fetch_policy import FetchPolicy, decide
+from flask_lattice.webhooks.projection import EventMark
 from tests.helpers.pipeline import deliver, event_statuses, signup, snapshot
 from tests.helpers.support import host, run_worker
 
@@ -32,8 +33,8 @@ FULL = {
 PARTIAL = {key: value for key, value in FULL.items() if key != "items"}
 
 
-def _event(created: datetime = T0, *, version: str = PINNED, received: datetime = T0) -> EventFacts:
-    return EventFacts(id="evt_1", created=created, api_version=version, received_at=received)
+def _event(created: datetime = T0, *, version: str = PINNED, received: datetime = T0) -> EventMark:
+    return EventMark(id="evt_1", created=created, api_version=version, received_at=received)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def _event(created: datetime = T0, *, version: str = PINNED, received: datetime 
 )
 def test_when_safe(
     case: str,
-    event: EventFacts,
+    event: EventMark,
     row: tuple[datetime | None, datetime | None],
     payload: dict[str, Any] | None,
     expected: str,
@@ -156,7 +157,7 @@ def test_a_tie_between_invoice_stages_needs_no_fetch(
     ("policy", "expected"),
     [
         (FetchPolicy.ALWAYS_FETCH, ["fetch", "fetch", "skip", "fetch"]),
-        (FetchPolicy.ALWAYS_TRUST, ["payload", "fetch", "skip", "coalesce"]),
+        (FetchPolicy.ALWAYS_TRUST, ["fetch", "fetch", "skip", "coalesce"]),
     ],
 )
 def test_other_policies(policy: FetchPolicy, expected: list[str]) -> None:

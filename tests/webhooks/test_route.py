@@ -17,7 +17,7 @@ from rq import Queue
 
 from flask_lattice.models import WebhookEvent
 from flask_lattice.testing import sign_payload
-from flask_lattice.webhooks import queue
+from flask_lattice.webhooks import queue, rejections
 from tests.helpers.pipeline import post_event
 from tests.helpers.support import TEST_WEBHOOK_SECRET, host
 
@@ -57,38 +57,59 @@ BODY = json.dumps(an_event()).encode()
 
 
 @pytest.mark.parametrize(
-    ("headers", "body", "reason"),
+    ("headers", "body", "message", "reason"),
     [
-        ({}, BODY, "header is missing"),
-        ({"Stripe-Signature": "garbage"}, BODY, "Unable to extract timestamp"),
-        ({"Stripe-Signature": "t=notanumber,v1=abc"}, BODY, "Unable to extract timestamp"),
-        ({"Stripe-Signature": f"t={int(time.time())}"}, BODY, "expected scheme"),
+        ({}, BODY, "header is missing", "header"),
+        ({"Stripe-Signature": "garbage"}, BODY, "exactly one t= timestamp", "header"),
+        ({"Stripe-Signature": "t=notanumber,v1=abc"}, BODY, "exactly one t= timestamp", "header"),
+        ({"Stripe-Signature": "t=1,t=2,v1=abc"}, BODY, "exactly one t= timestamp", "header"),
+        ({"Stripe-Signature": f"t={int(time.time())}"}, BODY, "no v1= signature", "header"),
+        ({"Stripe-Signature": "t=1,v1=é"}, BODY, "printable ASCII", "header"),
+        ({"Stripe-Signature": "t=1,v1=\x00"}, BODY, "printable ASCII", "header"),
+        ({"Stripe-Signature": "t=1,v1=" + "a" * 4096}, BODY, "printable ASCII", "header"),
         (
             {"Stripe-Signature": sign_payload(BODY, "whsec_somebody_else")},
             BODY,
             "No signatures found matching",
+            "signature",
         ),
         (
             {"Stripe-Signature": sign_payload(BODY, TEST_WEBHOOK_SECRET, timestamp=1_000_000)},
             BODY,
-            "tolerance",
+            "too old",
+            "timestamp",
         ),
         (
             {"Stripe-Signature": sign_payload(BODY, TEST_WEBHOOK_SECRET)},
             BODY.replace(b"customer.updated", b"customer.deleted"),
             "No signatures found matching",
+            "signature",
         ),
     ],
-    ids=["missing", "garbage", "bad-timestamp", "no-v1", "wrong-secret", "stale", "tampered"],
+    ids=[
+        "missing",
+        "garbage",
+        "bad-timestamp",
+        "two-timestamps",
+        "no-v1",
+        "non-ascii",
+        "control-char",
+        "too-long",
+        "wrong-secret",
+        "stale",
+        "tampered",
+    ],
 )
-def test_bad_signatures_are_refused_and_nothing_is_stored(
-    web: Flask, headers: dict[str, str], body: bytes, reason: str
+def test_bad_signatures_are_refused_counted_and_nothing_is_stored(
+    web: Flask, headers: dict[str, str], body: bytes, message: str, reason: str
 ) -> None:
     response = web.test_client().post("/billing/webhook", data=body, headers=headers)
     assert response.status_code == 400
-    assert reason in response.get_data(as_text=True)
+    assert message in response.get_data(as_text=True)
     assert stored(web) == []
     assert queued(web) == []
+    with web.app_context():
+        assert rejections.recent(web) == {reason: 1}
 
 
 def test_a_stale_timestamp_is_accepted_within_the_configured_tolerance(
@@ -156,9 +177,9 @@ def test_an_oversized_body_without_content_length_gets_413(
         (b"this is not json", "not JSON"),
         (b"\xff\xfe not utf-8", "not UTF-8"),
         (b"[1, 2, 3]", "not a Stripe event"),
-        (json.dumps({"object": "event", "type": "x", "created": 1}).encode(), "needs an id"),
-        (json.dumps({"id": "evt_1", "created": 1}).encode(), "needs an id"),
-        (json.dumps({"id": "evt_1", "type": "x", "created": "soon"}).encode(), "needs an id"),
+        (json.dumps({"object": "event", "type": "x", "created": 1}).encode(), "event id must"),
+        (json.dumps({"id": "evt_1", "created": 1}).encode(), "event type must"),
+        (json.dumps({"id": "evt_1", "type": "x", "created": "soon"}).encode(), "created must"),
         (json.dumps({"id": "evt_1", "type": "x", "created": 1}).encode("utf-16"), "not UTF-8"),
     ],
     ids=["text", "binary", "array", "no-id", "no-type", "bad-created", "utf-16-event"],
@@ -233,8 +254,8 @@ def test_redis_down_still_answers_200_and_the_drain_enqueues_later(
     # Redis is back: the same database, now with a reachable Redis.
     back = app_factory(LATTICE_REDIS_URL=redis_url)
     with back.app_context():
-        assert queue.drain(back) == ["evt_while_down"]
-        assert queue.drain(back) == []  # its job is queued now
+        assert queue.drain(back).enqueued == ["evt_while_down"]
+        assert queue.drain(back).enqueued == []  # its job is queued now
     assert Queue("lattice", connection=queue.redis_connection(back)).job_ids == [
         queue.job_id("evt_while_down")
     ]

@@ -19,7 +19,16 @@ from flask_lattice.models import Subscription
 from tests.helpers.subscriptions import Subscriber, subscribe
 from tests.helpers.support import run_worker
 
-_FIELD = re.compile(r'name="(?P<name>preview|plan|interval|subscription)" value="(?P<value>[^"]*)"')
+_FIELD = re.compile(
+    r'name="(?P<name>preview|plan|interval|subscription|quantity)" value="(?P<value>[^"]*)"'
+)
+
+
+def form_fields(subscriber: Subscriber, preview_path: str) -> dict[str, str]:
+    """The confirm form of a swap or seat preview page."""
+    page = subscriber.client.get(f"/billing/subscription/{preview_path}")
+    assert page.status_code == 200, page.get_data(as_text=True)
+    return {m["name"]: m["value"] for m in _FIELD.finditer(page.get_data(as_text=True))}
 
 
 @pytest.fixture
@@ -52,16 +61,16 @@ def confirmed_by_webhook(
 
 
 def test_swap_and_quantity_are_confirmed_by_webhook(provisioned: Subscriber) -> None:
-    page = provisioned.client.get("/billing/subscription/swap?plan=team&interval=month")
-    fields = {m["name"]: m["value"] for m in _FIELD.finditer(page.get_data(as_text=True))}
+    swap = form_fields(provisioned, "swap?plan=team&interval=month")
     confirmed_by_webhook(
         provisioned,
-        lambda: provisioned.post("swap", **fields),
+        lambda: provisioned.post("swap", **swap),
         lambda row: row.plan_key == "team",
     )
+    seats = form_fields(provisioned, "seats?quantity=4")
     confirmed_by_webhook(
         provisioned,
-        lambda: provisioned.post("quantity", quantity="4"),
+        lambda: provisioned.post("quantity", **seats),
         lambda row: row.quantity == 4,
     )
 

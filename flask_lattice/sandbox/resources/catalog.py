@@ -8,9 +8,9 @@ from ..api import Router
 from ..core import SandboxCore
 from ..events import changes, emit
 from ..ids import new_id
-from ..listing import search_page
 from ..objects.catalog import price as new_price
 from ..objects.catalog import product as new_product
+from ..search import search_page
 from ..wire import JSON, StripeError, missing_param
 from . import apply_metadata, list_of
 
@@ -82,7 +82,12 @@ def list_products(core: SandboxCore, params: JSON) -> JSON:
 @router.route("GET", "/v1/products/search")
 def search_products(core: SandboxCore, params: JSON) -> JSON:
     """Search products."""
-    return search_page(core.store.all("product"), params, "/v1/products/search", PRODUCT_SEARCH)
+    return search_page(
+        core.store.searchable(core.store.all("product")),
+        params,
+        "/v1/products/search",
+        PRODUCT_SEARCH,
+    )
 
 
 def _take_lookup_key(core: SandboxCore, key: str, transfer: bool, at: int) -> None:
@@ -182,4 +187,6 @@ def list_prices(core: SandboxCore, params: JSON) -> JSON:
 @router.route("GET", "/v1/prices/search")
 def search_prices(core: SandboxCore, params: JSON) -> JSON:
     """Search prices."""
-    return search_page(core.store.all("price"), params, "/v1/prices/search", PRICE_SEARCH)
+    return search_page(
+        core.store.searchable(core.store.all("price")), params, "/v1/prices/search", PRICE_SEARCH
+    )

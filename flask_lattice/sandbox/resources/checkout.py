@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from ..api import Router
 from ..billing import product_name
+from ..clock import DAY
 from ..core import SandboxCore
 from ..events import emit
 from ..ids import new_id
 from ..listing import envelope, paginate
 from ..objects.checkout import checkout_item, checkout_session
-from ..wire import JSON, StripeError, missing_param
+from ..wire import JSON, StripeError, exclusive_params, invalid_param, missing_param
 from . import list_of
 
 router = Router()
+
+EXPIRES_MIN = 30 * 60
+EXPIRES_MAX = DAY
+TRIAL_END_MIN = 2 * DAY
 
 
 def _line_items(core: SandboxCore, params: JSON) -> list[JSON]:
@@ -45,10 +50,7 @@ def create(core: SandboxCore, params: JSON) -> JSON:
     if params.get("mode") != "subscription":
         raise StripeError("The sandbox emulates Checkout in mode=subscription only.", param="mode")
     if params.get("customer") and params.get("customer_email"):
-        raise StripeError(
-            "You may only specify one of these parameters: customer, customer_email.",
-            param="customer",
-        )
+        raise exclusive_params("customer", "customer_email")
     customer = (
         core.store.get("customer", params["customer"], "customer")
         if params.get("customer")
@@ -56,6 +58,8 @@ def create(core: SandboxCore, params: JSON) -> JSON:
     )
     items = _line_items(core, params)
     at = core.now_for(customer)
+    sub_data = params.get("subscription_data") or {}
+    _check_times(params, sub_data, at)
     session_id = new_id("cs_test", 58)
     amount = sum(item["amount_total"] for item in items)
     session = checkout_session(
@@ -66,7 +70,6 @@ def create(core: SandboxCore, params: JSON) -> JSON:
         amount=amount,
         url=f"{core.base_url}/c/pay/{session_id}",
     )
-    sub_data = params.get("subscription_data") or {}
     trial = sub_data.get("trial_period_days") or sub_data.get("trial_end")
     for key in ("cancel_url", "success_url", "client_reference_id", "customer_email", "locale"):
         session[key] = params.get(key) or None
@@ -76,7 +79,7 @@ def create(core: SandboxCore, params: JSON) -> JSON:
         metadata=dict(params.get("metadata") or {}),
         amount_total=0 if trial else amount,
     )
-    if "expires_at" in params:
+    if params.get("expires_at"):
         session["expires_at"] = params["expires_at"]
     core.store.put(session)
     core.store.secret(session_id).update(
@@ -86,6 +89,38 @@ def create(core: SandboxCore, params: JSON) -> JSON:
         subscription_metadata=dict(sub_data.get("metadata") or {}),
     )
     return _with_line_items(core, session, params)
+
+
+def _check_times(params: JSON, sub_data: JSON, at: int) -> None:
+    """Stripe's bounds on a new session's ``expires_at`` and ``subscription_data`` trial.
+
+    ``expires_at``: 30 minutes to 24 hours after creation; ``trial_period_days``: at least 1;
+    ``trial_end``: at least 48 hours ahead (only one of the two).
+    """
+    expires_at = params.get("expires_at")
+    if expires_at is not None and not at + EXPIRES_MIN <= expires_at <= at + EXPIRES_MAX:
+        raise invalid_param(
+            "expires_at",
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation."
+            if expires_at > at
+            else "The `expires_at` timestamp must be at least 30 minutes from Checkout Session "
+            "creation.",
+        )
+    days, trial_end = sub_data.get("trial_period_days"), sub_data.get("trial_end")
+    if days is not None and trial_end is not None:
+        raise exclusive_params(
+            "subscription_data[trial_end]", "subscription_data[trial_period_days]"
+        )
+    if days is not None and days < 1:
+        raise invalid_param(
+            "subscription_data[trial_period_days]",
+            "The `subscription_data[trial_period_days]` parameter must be at least 1.",
+        )
+    if trial_end is not None and trial_end < at + TRIAL_END_MIN:
+        raise invalid_param(
+            "subscription_data[trial_end]",
+            "The `subscription_data[trial_end]` timestamp must be at least 48 hours in the future.",
+        )
 
 
 def _with_line_items(core: SandboxCore, session: JSON, params: JSON) -> JSON:

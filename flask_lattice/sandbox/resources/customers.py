@@ -9,8 +9,8 @@ from ..api import Router
 from ..core import SandboxCore
 from ..events import changes, emit
 from ..ids import new_id
-from ..listing import search_page
 from ..objects.customers import customer as new_customer
+from ..search import search_page
 from ..wire import JSON, StripeError, no_such
 from . import apply_metadata, list_of
 
@@ -18,7 +18,7 @@ router = Router()
 
 _ADDRESS = ("city", "country", "line1", "line2", "postal_code", "state")
 _SIMPLE = ("email", "name", "description", "phone", "preferred_locales", "tax_exempt")
-SEARCH_FIELDS = frozenset({"email", "name", "phone", "metadata"})
+SEARCH_FIELDS = frozenset({"created", "email", "name", "phone", "metadata"})
 CLOCK_CUSTOMER_LIMIT = 3
 """Stripe's limit of customers per test clock (docs.stripe.com/billing/testing/test-clocks)."""
 
@@ -130,7 +130,12 @@ def list_customers(core: SandboxCore, params: JSON) -> JSON:
 @router.route("GET", "/v1/customers/search")
 def search(core: SandboxCore, params: JSON) -> JSON:
     """Search customers by ``email``, ``name``, ``phone`` and ``metadata['k']``."""
-    return search_page(core.store.all("customer"), params, "/v1/customers/search", SEARCH_FIELDS)
+    return search_page(
+        core.store.searchable(core.store.all("customer")),
+        params,
+        "/v1/customers/search",
+        SEARCH_FIELDS,
+    )
 
 
 @router.route("GET", "/v1/customers/{customer}/payment_methods")

@@ -5,13 +5,16 @@ from __future__ import annotations
 from .. import billing
 from ..api import Router
 from ..core import SandboxCore
-from ..listing import paginate, search_page
+from ..listing import paginate
+from ..search import search_page
 from ..wire import JSON, StripeError, missing_param
 from . import list_of
 
 router = Router()
 
-SEARCH_FIELDS = frozenset({"customer", "status", "subscription", "metadata"})
+SEARCH_FIELDS = frozenset(
+    {"created", "currency", "customer", "number", "status", "subscription", "total", "metadata"}
+)
 
 
 def _subscription_of(invoice: JSON) -> str | None:
@@ -42,7 +45,10 @@ def list_invoices(core: SandboxCore, params: JSON) -> JSON:
 @router.route("GET", "/v1/invoices/search")
 def search(core: SandboxCore, params: JSON) -> JSON:
     """Search invoices by ``customer``, ``status``, ``subscription``, ``metadata['k']``."""
-    items = [{**inv, "subscription": _subscription_of(inv)} for inv in core.store.all("invoice")]
+    items = [
+        {**inv, "subscription": _subscription_of(inv)}
+        for inv in core.store.searchable(core.store.all("invoice"))
+    ]
     page = search_page(items, params, "/v1/invoices/search", SEARCH_FIELDS)
     page["data"] = [core.store.get("invoice", inv["id"]) for inv in page["data"]]
     return page

@@ -22,10 +22,22 @@ router = Router()
 
 @router.route("GET", "/v1/events")
 def list_events(core: SandboxCore, params: JSON) -> JSON:
-    """List events by ``type`` (``*`` wildcards), ``types[]`` and ``created``."""
+    """List events by ``type`` (``*`` wildcards), ``types[]``, ``created`` and
+    ``delivery_success`` (whether every receiver answered 2xx; false includes pending)."""
     wanted = params.get("types") or ([params["type"]] if "type" in params else None)
+    success = params.get("delivery_success")
+    if success not in (None, "true", "false", True, False):
+        raise invalid_param("delivery_success", "must be a boolean")
+    acknowledged: dict[str, set[str]] = {}
+    for delivery in list(core.outbox.log):
+        if delivery.status is not None and 200 <= delivery.status < 300:
+            acknowledged.setdefault(delivery.event_id, set()).add(delivery.url)
 
     def keep(evt: JSON) -> bool:
+        if success is not None:
+            delivered = len(acknowledged.get(evt["id"], ())) >= evt["pending_webhooks"]
+            if delivered != (success in ("true", True)):
+                return False
         if wanted is None:
             return True
         return any(
@@ -135,9 +147,24 @@ def _finish_later(core: SandboxCore, clock_id: str) -> None:
     threading.Thread(target=work, name=f"advance-{clock_id}", daemon=True).start()
 
 
+#: The sandbox's own clock, published as a test clock so that a client sees sandbox time
+#: the way it sees a Stripe test clock's (it is not listed, and cannot be advanced or
+#: deleted through the test clock API: ``/_sandbox/clock/advance`` moves it).
+SANDBOX_CLOCK_ID = "clock_sandbox"
+
+
+def sandbox_clock(core: SandboxCore) -> JSON:
+    """The sandbox's own clock as a ready test clock, frozen at sandbox time now."""
+    now = core.clock.now()
+    return test_clock(SANDBOX_CLOCK_ID, now, frozen_time=now, name="Sandbox clock")
+
+
 @router.route("GET", "/v1/test_helpers/test_clocks/{test_clock}")
 def retrieve_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
-    """Retrieve a test clock (an advance still running finishes first)."""
+    """Retrieve a test clock (an advance still running finishes first; ``clock_sandbox`` is
+    the sandbox's own clock)."""
+    if test_clock == SANDBOX_CLOCK_ID:
+        return sandbox_clock(core)
     clock = core.store.get("test_helpers.test_clock", test_clock, "test_clock")
     finish_advance(core, clock)
     return clock

@@ -16,6 +16,7 @@ router = Router()
 FLOWS = (
     "payment_method_update",
     "subscription_cancel",
+    "subscription_pause",
     "subscription_update",
     "subscription_update_confirm",
 )
@@ -110,7 +111,7 @@ def list_configurations(core: SandboxCore, params: JSON) -> JSON:
     )
 
 
-def _flow(core: SandboxCore, customer: str, data: JSON) -> JSON:
+def _flow(core: SandboxCore, customer: str, config: JSON, data: JSON) -> JSON:
     kind = data["type"]
     if kind not in FLOWS:
         raise StripeError(
@@ -159,6 +160,9 @@ def _flow(core: SandboxCore, customer: str, data: JSON) -> JSON:
         )
     if kind == "subscription_cancel":
         flow[kind] = {"retention": None, "subscription": sub["id"]}
+    elif kind == "subscription_pause":
+        _check_pausable(config, sub)
+        flow[kind] = {"subscription": sub["id"]}
     elif kind == "subscription_update":
         flow[kind] = {"subscription": sub["id"]}
     else:
@@ -177,6 +181,21 @@ def _flow(core: SandboxCore, customer: str, data: JSON) -> JSON:
     return flow
 
 
+def _check_pausable(config: JSON, sub: JSON) -> None:
+    """A pause deep link needs the configuration's pause feature and a pausable subscription."""
+    param = "flow_data[subscription_pause][subscription]"
+    if not config["features"]["subscription_pause"]["enabled"]:
+        raise StripeError(
+            "The `subscription_pause` flow requires the `features.subscription_pause` feature "
+            f"to be enabled on the portal configuration {config['id']}.",
+            param="flow_data[type]",
+        )
+    if sub["status"] not in ("active", "trialing", "past_due"):
+        raise StripeError(
+            f"A subscription with status {sub['status']} cannot be paused.", param=param
+        )
+
+
 @router.route("POST", "/v1/billing_portal/sessions")
 def create_session(core: SandboxCore, params: JSON) -> JSON:
     """Create a portal session (optionally deep-linked with ``flow_data``)."""
@@ -188,7 +207,11 @@ def create_session(core: SandboxCore, params: JSON) -> JSON:
         if params.get("configuration")
         else default_configuration(core)
     )
-    flow = _flow(core, customer["id"], params["flow_data"]) if params.get("flow_data") else None
+    flow = (
+        _flow(core, customer["id"], config, params["flow_data"])
+        if params.get("flow_data")
+        else None
+    )
     session_id = new_id("bps", 24)
     session = portal_session(
         session_id,

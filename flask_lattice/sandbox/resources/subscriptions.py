@@ -10,14 +10,15 @@ from ..api import Router
 from ..clock import DAY
 from ..core import SandboxCore
 from ..events import emit
-from ..listing import paginate, search_page
+from ..listing import paginate
+from ..search import search_page
 from ..timeline import renew, trial_notice
 from ..wire import JSON, StripeError, invalid_param, missing_param, no_such
 from . import apply_metadata, list_of
 
 router = Router()
 
-SEARCH_FIELDS = frozenset({"status", "customer", "metadata"})
+SEARCH_FIELDS = frozenset({"created", "status", "customer", "metadata"})
 _ENDED = ("canceled", "incomplete_expired")
 
 
@@ -194,7 +195,11 @@ def cancel(core: SandboxCore, params: JSON, subscription_exposed_id: str) -> JSO
 @router.route("POST", "/v1/subscriptions/{subscription}/pause")
 def pause(core: SandboxCore, params: JSON, subscription: str) -> JSON:
     """Pause a subscription (status ``paused``; no invoices until resumed)."""
-    sub = get_subscription(core, subscription)
+    return pause_subscription(core, get_subscription(core, subscription))
+
+
+def pause_subscription(core: SandboxCore, sub: JSON) -> JSON:
+    """Move ``sub`` to ``paused`` (``customer.subscription.paused`` and ``.updated``)."""
     if sub["status"] not in ("active", "trialing", "past_due"):
         raise StripeError(f"A subscription with status {sub['status']} cannot be paused.")
     at = core.now_for(sub)
@@ -255,7 +260,10 @@ def list_subscriptions(core: SandboxCore, params: JSON) -> JSON:
 def search(core: SandboxCore, params: JSON) -> JSON:
     """Search subscriptions by ``status``, ``customer`` and ``metadata['k']``."""
     return search_page(
-        core.store.all("subscription"), params, "/v1/subscriptions/search", SEARCH_FIELDS
+        core.store.searchable(core.store.all("subscription")),
+        params,
+        "/v1/subscriptions/search",
+        SEARCH_FIELDS,
     )
 
 

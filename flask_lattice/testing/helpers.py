@@ -1,4 +1,4 @@
-"""Helpers for host apps' own tests: seeding the sandbox catalog and signing webhook bodies.
+"""Seeding a sandbox catalog without a plan catalog, and signing webhook bodies.
 
 Typical use in a host's ``conftest.py``::
 
@@ -7,7 +7,7 @@ Typical use in a host's ``conftest.py``::
 
     @pytest.fixture(scope="session")
     def stripe_sandbox():
-        with StripeSandbox() as sandbox:
+        with StripeSandbox(chaos=True) as sandbox:  # webhooks shuffled, duplicated, delayed
             ensure_prices(sandbox.client(), {"pro_monthly": PriceSpec("Pro", 1200, "month")})
             yield sandbox
 """
