@@ -19,7 +19,8 @@
     Project any strictly newer snapshot of the pinned API version (another version's
     object has another shape), without checking that it is complete; ties are still
     re-fetched, because only Stripe knows which of two same-second snapshots is newer.
-    Coalescing applies as in ``when-safe``. This is what ``True`` meant before.
+    Coalescing applies as in ``when-safe``, but an event that arrived about when the row
+    was fetched is trusted. This is what ``True`` meant before.
 
 :func:`decide` is pure: the projection hands it the event, the row's watermark and fetch
 time, and acts on the :data:`Decision`.
@@ -149,7 +150,7 @@ def decide(
     if fetched_at is not None and event.received_at is not None:
         if fetched_at > event.received_at + CLOCK_TOLERANCE:
             return "coalesce"
-        if fetched_at > event.received_at - CLOCK_TOLERANCE:
+        if policy is FetchPolicy.WHEN_SAFE and fetched_at > event.received_at - CLOCK_TOLERANCE:
             return "fetch"  # fetched about when the event arrived: which is newer is unknown
     if payload is None:
         return "fetch"
