@@ -1,11 +1,12 @@
 """A renewal storm: N subscriptions renew in one sandbox clock advance, under Stripe's limits.
 
-The sandbox renews every subscription at once; its events are then posted to the app's
-webhook route while K ``flask lattice worker`` processes (forking, the production mode)
+The sandbox renews every subscription at once; its events are posted to the app's webhook
+route (a backlog), then K ``flask lattice worker`` processes (forking, the production mode)
 drain the queue, and the run ends when every local subscription and invoice row matches
-the sandbox. The sandbox answers 429 (with ``Stripe-Should-Retry: true``) above Stripe's
-test-mode limits: 25 requests per second overall and 25 per endpoint. The app meters its
-own reads at ``LATTICE_STRIPE_READ_RATE`` (20/s, the test-mode default against Stripe).
+the sandbox and no event is waiting. The sandbox answers 429 (with
+``Stripe-Should-Retry: true``) above Stripe's test-mode limits (``set_rate_limit``): 25
+requests per second overall and 25 per endpoint. The app meters its own reads at
+``LATTICE_STRIPE_READ_RATE`` (20/s, the test-mode default against Stripe).
 
 Each fetch policy runs on a copy of one pre-storm database, with the same events:
 ``when-safe`` with 1 and 4 workers, and the old re-fetch-every-event policy
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -56,79 +56,37 @@ from flask_lattice.webhooks import queue
 #: Stripe's test-mode limits (docs.stripe.com/rate-limits): overall and per endpoint.
 TEST_MODE_LIMIT = 25.0
 READ_RATE = 20.0
-_ID = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
 JSON = dict[str, Any]
 
 
-# -- the sandbox's rate limit ------------------------------------------------------------
+# -- counting Stripe requests -------------------------------------------------------------
 
 
-class _Bucket:
-    def __init__(self, rate: float) -> None:
-        self.rate, self.tokens, self.stamp = rate, rate, time.monotonic()
+class Counted:
+    """WSGI middleware around the sandbox: counts reads (``GET /v1/…``) and 429 answers."""
 
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-class RateLimited:
-    """WSGI middleware around the sandbox: Stripe's 429 above the limits, and counters.
-
-    A stand-in until the sandbox enforces Stripe's limits itself: when the sandbox offers
-    ``set_rate_limit`` (the strict sandbox), that limit is used and this only counts.
-    ``enforce`` is the opt-in knob; off, requests are only counted.
-    """
-
-    def __init__(self, app: Callable[..., Any], rate: float, *, enforce: bool) -> None:
-        self.app, self.rate, self.enforce = app, rate, enforce
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
         self.lock = threading.Lock()
-        self.buckets: dict[str, _Bucket] = {}
         self.reads = self.limited = 0
 
     def reset(self) -> None:
-        """Zero the counters (the buckets keep their tokens)."""
+        """Zero the counters."""
         with self.lock:
             self.reads = self.limited = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        path: str = environ.get("PATH_INFO", "")
-        method: str = environ.get("REQUEST_METHOD", "GET")
-        if not path.startswith("/v1/"):
-            return self.app(environ, start_response)
-        endpoint = (
-            method + " " + "/".join("{id}" if _ID.match(part) else part for part in path.split("/"))
-        )
-        with self.lock:
-            self.reads += method == "GET"
-            allowed = not self.enforce or all(
-                self.buckets.setdefault(key, _Bucket(self.rate)).take() for key in ("*", endpoint)
-            )
-            self.limited += not allowed
-        if allowed:
-            return self.app(environ, start_response)
-        body = json.dumps(
-            {
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "rate_limit",
-                    "message": "Request rate limit exceeded. You can learn more about rate "
-                    "limits here https://stripe.com/docs/rate-limits.",
-                }
-            }
-        ).encode()
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Stripe-Should-Retry", "true"),
-        ]
-        start_response("429 Too Many Requests", headers)
-        return [body]
+        if environ.get("PATH_INFO", "").startswith("/v1/") and environ["REQUEST_METHOD"] == "GET":
+            with self.lock:
+                self.reads += 1
+
+        def counting(status: str, headers: Any, *args: Any) -> Any:
+            if status.startswith("429"):
+                with self.lock:
+                    self.limited += 1
+            return start_response(status, headers, *args)
+
+        return self.app(environ, counting)
 
 
 # -- the storm ---------------------------------------------------------------------------
@@ -229,7 +187,7 @@ def _run(
     workers: int,
     storm: list[JSON],
     expected: tuple[dict[str, Any], dict[str, Any]],
-    limiter: RateLimited,
+    limiter: Counted,
     base: dict[str, Any],
     workdir: Path,
     timeout: float,
@@ -296,9 +254,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, StripeSandbox() as sandbox:
         workdir = Path(tmp)
-        set_rate_limit = getattr(sandbox, "set_rate_limit", None)
-        limiter = RateLimited(sandbox._server.app, TEST_MODE_LIMIT, enforce=set_rate_limit is None)
-        limiter.enforce, enforce = False, limiter.enforce
+        limiter = Counted(sandbox._server.app)
         sandbox._server.app = limiter
         price_ids = ensure_prices(sandbox.client(), PRICES)
         print(f"subscribing {options.subscriptions} customers ...", flush=True)
@@ -319,9 +275,7 @@ def main() -> None:
             storm = sandbox.events[start:]
             expected = _stripe_state(sandbox)
             print(f"storm: {len(storm)} events for {options.subscriptions} renewals", flush=True)
-            if set_rate_limit is not None:
-                set_rate_limit(TEST_MODE_LIMIT)
-            limiter.enforce = enforce
+            sandbox.set_rate_limit(TEST_MODE_LIMIT)
             runs = [
                 ("safe-1", "when-safe", 1),
                 ("safe-4", "when-safe", 4),
