@@ -43,6 +43,8 @@ from . import envelope, projection, shapes
 log = logging.getLogger(__name__)
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
+#: Decisions that leave a row's state as it was: the row already holds newer state.
+STALE = frozenset({"skip", "coalesce"})
 _EVENTS = cast(sa.Table, WebhookEvent.__table__)
 #: Seconds before a rate-limited job runs again (the last one repeats).
 RATE_LIMIT_BACKOFF = (1, 2, 4, 8, 15, 30)
@@ -103,7 +105,7 @@ def replay_event(event_id: str) -> ReplayOutcome:
         outcome = "failed"
     elif status == EventStatus.IGNORED:
         outcome = "ignored"
-    elif projector is not None and projector.decisions and set(projector.decisions) == {"skip"}:
+    elif projector is not None and projector.decisions and set(projector.decisions) <= STALE:
         outcome = "skipped"
     else:
         outcome = "applied"
