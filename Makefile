@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 #: axe-core for the browser tests' accessibility audit, installed from tests/browser/package.json.
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test lint docs coverage bench fuzz clean
+.PHONY: demo test lint docs coverage bench fuzz ordering clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ bench: $(STAMP)  ## Print the side-by-side benchmark ratios
 
 fuzz: $(STAMP)  ## Post 100,000 fuzzed deliveries to the webhook route and print the answers by status
 	LATTICE_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/webhooks/test_fuzz.py -k sqlite -q --timeout=0
+
+ORDERING_EXAMPLES ?= 1000
+ORDERING_BACKEND ?= sqlite
+
+ordering: $(STAMP)  ## Ordering property tests, ORDERING_EXAMPLES shuffled streams per lifecycle
+	LATTICE_ORDERING_EXAMPLES=$(ORDERING_EXAMPLES) $(BIN)/python -m pytest -s -p no:cacheprovider --timeout=0 \
+		tests/webhooks/test_ordering.py -k "$(ORDERING_BACKEND)" > .ordering.log 2>&1; \
+		status=$$?; grep -E "shuffled examples run|passed|failed|Error" .ordering.log; exit $$status
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules

@@ -19,6 +19,9 @@ from .errors import ConfigurationError
 from .plans import PlanCatalog, parse_plans
 
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
+FETCH_POLICIES = ("always-fetch", "when-safe", "always-trust")
+#: Default Stripe reads per second: below Stripe's 25 (test mode) and 100 (live mode).
+DEFAULT_READ_RATES = {"test": 20.0, "live": 80.0}
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "LATTICE_TRUST_WEBHOOK_PAYLOADS",
-        False,
-        "Project the object inside the event instead of re-fetching it from Stripe. "
-        "Saves a Stripe call per event; ordering then relies on the per-object watermark. "
-        "Events rendered in another API version than the pinned one are always re-fetched.",
+        "when-safe",
+        "When the worker projects the object inside an event instead of re-fetching it "
+        "from Stripe: ``'always-fetch'``, ``'when-safe'`` (the snapshot is strictly newer "
+        "than the row's watermark, of the pinned API version and complete; a row fetched "
+        "after the event arrived needs no fetch) or ``'always-trust'`` (any strictly newer "
+        "snapshot). ``True``/``False`` still work for now, with a deprecation warning, as "
+        "``'always-trust'``/``'always-fetch'``. See :doc:`webhooks`.",
+    ),
+    Setting(
+        "LATTICE_STRIPE_READ_RATE",
+        None,
+        "Stripe reads (``GET`` requests) per second that all processes of the app together "
+        "may make (one token bucket in Redis). Unset means 20 with a test key and 80 with a "
+        "live key, below Stripe's 25 and 100 requests per second; against another API base "
+        "(a local sandbox) unset means unmetered.",
     ),
     Setting("LATTICE_PLANS", None, "The plan catalog (see :doc:`plans`). Required."),
     Setting("LATTICE_URL_PREFIX", "/billing", "Where the ``lattice`` blueprint is mounted."),
@@ -166,7 +180,8 @@ class LatticeConfig:
     webhook_secrets: tuple[str, ...]
     webhook_tolerance: int
     webhook_max_bytes: int
-    trust_webhook_payloads: bool
+    fetch_policy: str
+    stripe_read_rate: float | None
     plans: PlanCatalog
     url_prefix: str
     admin_url_prefix: str
@@ -221,7 +236,8 @@ def load(config: Mapping[str, Any], *, debug: bool = False) -> LatticeConfig:
         ),
         webhook_tolerance=_int(get, "LATTICE_WEBHOOK_TOLERANCE", 1, 3600),
         webhook_max_bytes=_int(get, "LATTICE_WEBHOOK_MAX_BYTES", 1024, 64 * 1024 * 1024),
-        trust_webhook_payloads=_bool(get, "LATTICE_TRUST_WEBHOOK_PAYLOADS"),
+        fetch_policy=_fetch_policy(get("LATTICE_TRUST_WEBHOOK_PAYLOADS")),
+        stripe_read_rate=_read_rate(get("LATTICE_STRIPE_READ_RATE"), secret_key, api_base),
         plans=_plans(get("LATTICE_PLANS")),
         url_prefix=_url_prefix(get("LATTICE_URL_PREFIX")),
         admin_url_prefix=_url_prefix(get("LATTICE_ADMIN_URL_PREFIX"), "LATTICE_ADMIN_URL_PREFIX"),
@@ -323,6 +339,38 @@ def _choice(get: Callable[[str], Any], key: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ConfigurationError(f"{key} must be one of {', '.join(choices)} (got {value!r})")
     return str(value)
+
+
+def _fetch_policy(value: Any) -> str:
+    key = "LATTICE_TRUST_WEBHOOK_PAYLOADS"
+    if isinstance(value, bool):
+        policy = "always-trust" if value else "always-fetch"
+        warnings.warn(
+            f"{key} = {value} is deprecated: set it to {policy!r} (what {value} means), or "
+            "to 'when-safe', the default, which re-fetches only when the payload cannot "
+            "be trusted",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        return policy
+    if value not in FETCH_POLICIES:
+        raise ConfigurationError(
+            f"{key} must be one of {', '.join(FETCH_POLICIES)} (got {value!r})"
+        )
+    return str(value)
+
+
+def _read_rate(value: Any, secret_key: Any, api_base: Any) -> float | None:
+    if value is None:
+        if api_base and "stripe.com" not in str(api_base):
+            return None
+        live = isinstance(secret_key, str) and "_live_" in secret_key
+        return DEFAULT_READ_RATES["live" if live else "test"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 10000:
+        raise ConfigurationError(
+            f"LATTICE_STRIPE_READ_RATE must be a number of reads per second above 0 (got {value!r})"
+        )
+    return float(value)
 
 
 def _intervals(value: Any) -> tuple[int, ...]:

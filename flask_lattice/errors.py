@@ -84,6 +84,11 @@ class StripeUnavailable(StripeAPIError):
     """Stripe could not be reached or answered 409, 429 or 5xx: retry later."""
 
 
+class StripeRateLimited(StripeUnavailable):
+    """Stripe answered 429 (rate limit) or said ``Stripe-Should-Retry: true``: the call may
+    succeed later unchanged. Webhook jobs reschedule themselves on it (see :doc:`workers`)."""
+
+
 class StripeRequestError(StripeAPIError):
     """Stripe refused the request (invalid params, authentication, permission, idempotency)."""
 

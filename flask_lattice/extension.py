@@ -20,8 +20,9 @@ from .billing.facade import SubscriptionsFacade
 from .errors import LatticeError
 from .models import attach_tables
 from .state import EXTENSION_KEY, EventHandler, Hooks, LatticeState
-from .stripe_gateway import StripeGateway
+from .stripe_gateway import ReadBudget, StripeGateway
 from .web import subscription_views, views
+from .webhooks import queue
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -78,11 +79,17 @@ class LatticeBilling:
         with app.app_context():
             for engine in database.engines.values():
                 _tune_sqlite(engine)
+        gateway = StripeGateway.from_config(settings)
+        if settings.stripe_read_rate is not None:
+            gateway.meter_reads(
+                ReadBudget(
+                    queue.redis_connection,
+                    settings.stripe_read_rate,
+                    key=f"lattice:{settings.queue_name}:stripe-read-budget",
+                )
+            )
         app.extensions[EXTENSION_KEY] = LatticeState(
-            config=settings,
-            db=database,
-            hooks=self.hooks,
-            stripe=StripeGateway.from_config(settings),
+            config=settings, db=database, hooks=self.hooks, stripe=gateway
         )
         app.register_blueprint(views.blueprint, url_prefix=settings.url_prefix)
         app.register_blueprint(admin_views.blueprint, url_prefix=settings.admin_url_prefix)

@@ -95,6 +95,9 @@ class WatermarkMixin:
 
     watermark_created: Mapped[datetime | None]
     watermark_event_id: Mapped[str | None] = mapped_column(sa.String(255))
+    #: When the row was last re-fetched from Stripe (this machine's UTC clock, taken just
+    #: before the request): an event received before then needs no fetch of its own.
+    fetched_at: Mapped[datetime | None]
 
 
 class EventStatus(StrEnum):

@@ -10,7 +10,10 @@ Every HTTP request goes through :class:`GuardedTransport`, which
   not say ``proration_behavior`` (when ``LATTICE_REQUIRE_EXPLICIT_PRORATION`` is on), and a
   ``pause_collection`` behavior that Stripe does not know;
 * sends the :data:`~flask_lattice.signals.stripe_request` signal after each attempt, with
-  the method, path, status, duration, request id and idempotency key only.
+  the method, path, status, duration, request id and idempotency key only;
+* takes a token from the :class:`ReadBudget` before each ``GET`` (each attempt, the SDK's
+  retries included), so that every process of the app together stays below
+  ``LATTICE_STRIPE_READ_RATE`` reads per second.
 
 Create calls get a deterministic idempotency key derived from their inputs
 (:func:`idempotency_key`), so a double submit or a concurrent request yields the same
@@ -36,15 +39,18 @@ from .config import LatticeConfig
 from .errors import (
     CardDeclined,
     InvalidSignature,
+    LatticeError,
     StripeAPIError,
     StripeGuardError,
     StripeNotFound,
+    StripeRateLimited,
     StripeRequestError,
     StripeUnavailable,
 )
 from .signals import stripe_request
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: The Stripe API version every request is pinned to (the SDK's own, ``stripe.api_version``).
 API_VERSION: str = stripe.api_version
@@ -71,7 +77,10 @@ def translate_error(error: stripe.StripeError) -> StripeAPIError:
     """The :class:`StripeAPIError` subclass for a ``stripe`` SDK error."""
     details = error.error
     kind: type[StripeAPIError]
-    if isinstance(error, stripe.CardError):
+    should_retry = (error.headers or {}).get("Stripe-Should-Retry") == "true"
+    if isinstance(error, stripe.RateLimitError) or error.http_status == 429 or should_retry:
+        kind = StripeRateLimited
+    elif isinstance(error, stripe.CardError):
         kind = CardDeclined
     elif isinstance(error, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError):
         kind = StripeUnavailable
@@ -166,10 +175,17 @@ class GuardedTransport(stripe.HTTPClient):
 
     name = "flask-lattice"
 
-    def __init__(self, inner: stripe.HTTPClient, *, require_proration: bool) -> None:
+    def __init__(
+        self,
+        inner: stripe.HTTPClient,
+        *,
+        require_proration: bool,
+        read_budget: ReadBudget | None = None,
+    ) -> None:
         super().__init__()
         self._inner = inner
         self._require_proration = require_proration
+        self.read_budget = read_budget
 
     def request(  # type: ignore[override]
         self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
@@ -202,6 +218,8 @@ class GuardedTransport(stripe.HTTPClient):
             _form_pairs(method, url, post_data),
             require_proration=self._require_proration,
         )
+        if self.read_budget is not None and method.upper() == "GET":
+            self.read_budget.take()
         started = time.perf_counter()
         status: int = 0
         response_headers: Mapping[str, str] = {}
@@ -240,6 +258,74 @@ def _install_log_redaction() -> None:
         logger.addFilter(_RedactResponseBodies())
 
 
+# -- read budget ----------------------------------------------------------------------
+
+#: A token bucket in one Redis hash. Reserves a token, even one not yet refilled, and
+#: returns how long the caller must wait for it (seconds, as a string); refuses (returns
+#: -1) a reservation that would wait longer than ARGV[3] seconds.
+_BUCKET_SCRIPT = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate) - 1
+local wait = 0
+if tokens < 0 then wait = -tokens / rate end
+if wait > max_wait then return '-1' end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(wait)
+"""
+
+
+class ReadBudget:
+    """One token bucket for Stripe reads, shared by every process through Redis.
+
+    ``rate`` is reads per second (``LATTICE_STRIPE_READ_RATE``); the bucket holds at most
+    one second's worth. ``connect`` returns the Redis client (called per read, inside the
+    app context). :meth:`take` waits for a token; when the wait would exceed ``max_wait``
+    seconds it raises :class:`StripeRateLimited` instead, so a job can reschedule itself
+    rather than hold a worker. When Redis cannot be reached the read goes ahead unmetered
+    (Stripe's own 429 remains the backstop).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        rate: float,
+        *,
+        key: str = "lattice:stripe-read-budget",
+        max_wait: float = 10.0,
+    ) -> None:
+        self.connect = connect
+        self.rate = rate
+        self.key = key
+        self.max_wait = max_wait
+
+    def take(self) -> None:
+        """Wait for one read token; raises :class:`StripeRateLimited` if the wait is too long."""
+        try:
+            redis = self.connect()
+            reply = redis.eval(
+                _BUCKET_SCRIPT, 1, self.key, self.rate, max(self.rate, 1.0), self.max_wait
+            )
+        except Exception:  # metering must never stop a read
+            log.warning("Stripe read budget unavailable; reading unmetered", exc_info=True)
+            return
+        wait = float(reply)
+        if wait < 0:
+            raise StripeRateLimited(
+                f"the Stripe read budget ({self.rate:g}/s) is exhausted for more than "
+                f"{self.max_wait:g} s; retry later",
+                http_status=None,
+            )
+        if wait > 0:
+            time.sleep(wait)
+
+
 # -- gateway --------------------------------------------------------------------------
 
 
@@ -252,8 +338,11 @@ class StripeGateway:
     apply to it too, but idempotency keys and error translation do not.
     """
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(
+        self, client: stripe.StripeClient, transport: GuardedTransport | None = None
+    ) -> None:
         self.client = client
+        self._transport = transport
 
     @classmethod
     def from_config(cls, config: LatticeConfig) -> StripeGateway:
@@ -271,8 +360,16 @@ class StripeGateway:
                 base_addresses=base,  # type: ignore[arg-type]
                 max_network_retries=config.stripe_max_network_retries,
                 http_client=transport,
-            )
+            ),
+            transport,
         )
+
+    def meter_reads(self, budget: ReadBudget) -> None:
+        """Take a token from ``budget`` before every read (a gateway built by
+        :meth:`from_config`; raises ``LatticeError`` for one built on a bare client)."""
+        if self._transport is None:
+            raise LatticeError("only a gateway built from the app's config can meter reads")
+        self._transport.read_budget = budget
 
     @property
     def v1(self) -> Any:

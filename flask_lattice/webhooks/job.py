@@ -14,10 +14,16 @@ so RQ retries it with backoff; a later success marks it ``processed``. An event 
 object is not what its type promises (:mod:`flask_lattice.webhooks.shapes`) fails the
 same way, with a one-line reason such as ``data.object has no customer`` as its
 ``last_error``, and stays ``failed`` once its retries are spent.
+
+A Stripe rate limit (429, ``Stripe-Should-Retry: true``, or the read budget exhausted;
+:class:`~flask_lattice.errors.StripeRateLimited`) is not a failure: the attempt is not
+counted, the event stays ``received``, and the job returns an RQ ``Retry`` that
+reschedules it after :data:`RATE_LIMIT_BACKOFF` seconds (growing, then steady).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from dataclasses import dataclass
@@ -25,10 +31,11 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from rq import Retry
 from sqlalchemy.orm import scoped_session
 
 from .. import signals
-from ..errors import MalformedEvent
+from ..errors import MalformedEvent, StripeRateLimited
 from ..models import EventStatus, WebhookEvent, utcnow
 from ..state import get_state
 from . import envelope, projection, shapes
@@ -36,12 +43,23 @@ from . import envelope, projection, shapes
 log = logging.getLogger(__name__)
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
+#: Decisions that leave a row's state as it was: the row already holds newer state.
+STALE = frozenset({"skip", "coalesce"})
 _EVENTS = cast(sa.Table, WebhookEvent.__table__)
+#: Seconds before a rate-limited job runs again (the last one repeats).
+RATE_LIMIT_BACKOFF = (1, 2, 4, 8, 15, 30)
+#: How often one job may be rescheduled for rate limits before it fails for good.
+RATE_LIMIT_RESCHEDULES = 200
 
 
-def process_event(event_id: str) -> str:
-    """Process one stored event; returns its final status (``processed``/``ignored``)."""
-    return _process(event_id)[0]
+def process_event(event_id: str) -> str | Retry:
+    """Process one stored event; returns its final status (``processed``/``ignored``), or an
+    RQ ``Retry`` when Stripe's rate limit (or the read budget) says to come back later."""
+    try:
+        return _process(event_id)[0]
+    except StripeRateLimited:
+        log.info("webhook event %s hit Stripe's rate limit; rescheduled", event_id)
+        return Retry(max=RATE_LIMIT_RESCHEDULES, interval=list(RATE_LIMIT_BACKOFF))
 
 
 @dataclass(frozen=True)
@@ -92,7 +110,7 @@ def _outcome(status: str, projector: projection.Projector | None) -> str:
     ``applied``, for a processed event (``lattice_webhook_events.outcome``)."""
     if status == EventStatus.IGNORED:
         return "ignored"
-    if projector is not None and projector.decisions and set(projector.decisions) == {"skip"}:
+    if projector is not None and projector.decisions and set(projector.decisions) <= STALE:
         return "skipped"
     return "applied"
 
@@ -108,6 +126,10 @@ def _process(event_id: str) -> tuple[str, projection.Projector | None]:
         return status, None
     try:
         status, projector, event_type = _apply(session, event_id)
+    except StripeRateLimited:
+        session.rollback()
+        _uncount_attempt(session, event_id)
+        raise
     except Exception as error:
         session.rollback()
         event_type = _mark_failed(session, event_id, error)
@@ -132,25 +154,35 @@ def _count_attempt(session: scoped_session[Any], event_id: str) -> str | None:
     return status
 
 
-def _lock_event(session: scoped_session[Any], event_id: str) -> tuple[str, str, str]:
-    """Lock the event row for this transaction; returns its status, type and payload."""
+def _uncount_attempt(session: scoped_session[Any], event_id: str) -> None:
+    session.execute(
+        sa.update(_EVENTS)
+        .where(_EVENTS.c.id == event_id, _EVENTS.c.attempts > 0)
+        .values(attempts=_EVENTS.c.attempts - 1)
+    )
+    session.commit()
+
+
+def _lock_event(session: scoped_session[Any], event_id: str) -> sa.Row[Any, Any, Any, Any]:
+    """Lock the event row for this transaction; returns its status, type, payload and
+    ``received_at``."""
     if session.get_bind().dialect.name == "sqlite":
         # A first write takes SQLite's database write lock for the whole transaction.
         session.execute(
             sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(status=_EVENTS.c.status)
         )
-    row = session.execute(
-        sa.select(_EVENTS.c.status, _EVENTS.c.type, _EVENTS.c.payload)
+    return session.execute(
+        sa.select(_EVENTS.c.status, _EVENTS.c.type, _EVENTS.c.payload, _EVENTS.c.received_at)
         .where(_EVENTS.c.id == event_id)
         .with_for_update()
     ).one()
-    return row.status, row.type, row.payload
 
 
 def _apply(
     session: scoped_session[Any], event_id: str
 ) -> tuple[str, projection.Projector | None, str]:
-    status, event_type, payload = _lock_event(session, event_id)
+    locked = _lock_event(session, event_id)
+    status, event_type, payload = locked.status, locked.type, locked.payload
     if status in DONE:  # another worker finished it while we waited for the lock
         session.commit()
         return status, None, event_type
@@ -174,7 +206,7 @@ def _apply(
         session.commit()
         return EventStatus.IGNORED, None, event_type
     shapes.check(event)
-    projector = projection.project_event(event)
+    projector = projection.project_event(event, locked.received_at)
     handlers = get_state().hooks.event_handlers.get(event_type, ())
     for handler in handlers:
         handler(event)
@@ -209,3 +241,44 @@ def _mark_failed(session: scoped_session[Any], event_id: str, error: BaseExcepti
     )
     session.commit()
     return event_type
+
+
+#: The synthetic objects :func:`warm_up` projects (ids no Stripe object can have).
+_WARM_UP_OBJECTS: tuple[dict[str, Any], ...] = (
+    {"id": "cus_lattice_warm_up", "object": "customer", "email": None, "name": None,
+     "metadata": {}},
+    {"id": "sub_lattice_warm_up", "object": "subscription", "customer": "cus_lattice_warm_up",
+     "status": "active", "cancel_at_period_end": False, "cancel_at": None, "livemode": False,
+     "metadata": {}, "items": {"object": "list", "has_more": False, "data": [
+         {"id": "si_lattice_warm_up", "quantity": 1, "current_period_start": 0,
+          "current_period_end": 1, "price": {"id": "price_lattice_warm_up"}}]}},
+    {"id": "in_lattice_warm_up", "object": "invoice", "customer": "cus_lattice_warm_up",
+     "status": "paid", "currency": "usd", "amount_due": 0, "amount_paid": 0,
+     "amount_remaining": 0, "total": 0, "parent": None},
+)  # fmt: skip
+
+
+def warm_up() -> None:
+    """Run a job's SQL once, in a transaction that is rolled back (needs an app context).
+
+    The forking worker calls this before it forks: SQLAlchemy compiles each statement once
+    per process and caches it, so work horses forked afterwards inherit the compiled
+    statements instead of compiling them again for every job. Makes no Stripe call and
+    sends no signal; a failure is logged and ignored.
+    """
+    session = get_state().db.session
+    try:
+        _count_attempt(session, "evt_lattice_warm_up")
+        with contextlib.suppress(sa.exc.NoResultFound):
+            _lock_event(session, "evt_lattice_warm_up")
+        projector = projection.Projector.for_app()
+        customer, subscription, invoice = _WARM_UP_OBJECTS
+        projector.customer(customer["id"], customer)
+        projector.subscription(subscription["id"], subscription)
+        projector.invoice(invoice["id"], invoice)
+        session.flush()
+    except Exception:
+        log.warning("warming up the worker failed; jobs compile their SQL themselves",
+                    exc_info=True)  # fmt: skip
+    finally:
+        session.rollback()

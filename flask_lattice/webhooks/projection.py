@@ -9,11 +9,13 @@ and follows the same rules:
   write lock. Two workers handling events of one subscription therefore run one after
   the other, and the second one fetches the newer state.
 * **Watermark.** Each row keeps the ``created`` time and id of the newest event applied to
-  it. An event older than the watermark is skipped: the state already projected was
-  fetched after it. Otherwise the object is re-fetched from Stripe, or, with
-  ``LATTICE_TRUST_WEBHOOK_PAYLOADS``, taken from the event; a tie with the watermark
-  (two events in the same second) is always re-fetched, because only Stripe knows which
-  snapshot is newer, and so is an event rendered in another API version than the pinned one.
+  it, and when it was last re-fetched. An event older than the watermark is skipped: the
+  state already projected is newer. Otherwise the fetch policy
+  (:mod:`flask_lattice.webhooks.fetch_policy`, ``LATTICE_TRUST_WEBHOOK_PAYLOADS``) decides
+  between the event's snapshot, a re-fetch from Stripe, and only advancing the watermark
+  (the row was re-fetched after the event arrived); a tie with the watermark (two events
+  in the same second) is re-fetched, because only Stripe knows which snapshot is newer,
+  and so is an event rendered in another API version than the pinned one.
 * **Idempotent upserts.** Applying the same state twice changes nothing.
 * **Ownership from the app's records.** A subscription or invoice belongs to the billable
   that owns its customer in ``lattice_customers``. A completed Checkout Session links a
@@ -35,7 +37,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -63,6 +65,8 @@ from ..models import (
 )
 from ..state import LatticeState, get_state
 from ..stripe_gateway import API_VERSION
+from . import fetch_policy
+from .fetch_policy import Decision, FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +76,31 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses after which a subscription no longer bills or gives access.
 ENDED_STATUSES = ("canceled", "incomplete_expired")
 
-Decision = Literal["skip", "fetch", "payload"]
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class EventMark:
-    """What orders snapshots: the event's ``created`` time and id; and the API version
-    its payload was rendered in (``None`` when Stripe sent ``null``)."""
+    """What orders snapshots: the event's ``created`` time and id; the API version its
+    payload was rendered in (``None`` when Stripe sent ``null``); and when this app stored
+    it (``received_at``, UTC, ``None`` if unknown), which decides coalescing."""
 
     id: str
     created: datetime
     api_version: str | None = None
+    received_at: datetime | None = None
 
     @classmethod
-    def of(cls, event: Mapping[str, Any]) -> EventMark:
+    def of(cls, event: Mapping[str, Any], received_at: datetime | None = None) -> EventMark:
         """The mark of a Stripe event (a mapping with ``id``, ``created``, ``api_version``)."""
         created = from_timestamp(event["created"])
         assert created is not None
-        return cls(id=event["id"], created=created, api_version=event.get("api_version"))
+        return cls(
+            id=event["id"],
+            created=created,
+            api_version=event.get("api_version"),
+            received_at=received_at,
+        )
 
 
 @dataclass
@@ -119,29 +129,28 @@ class Projector:
 
     # -- deciding ---------------------------------------------------------------------
 
-    def decide(self, watermark: datetime | None) -> Decision:
-        """Skip, re-fetch, or use the event's payload, given a row's watermark.
+    def decide(
+        self, row: Customer | Subscription | Invoice | None, payload: JSON | None, kind: str
+    ) -> Decision:
+        """Skip, coalesce, re-fetch, or use the event's ``payload`` (a Stripe ``kind``
+        object) for ``row`` (``None`` when there is none), under the app's fetch policy.
 
-        A payload is only ever used with ``LATTICE_TRUST_WEBHOOK_PAYLOADS`` and when the
-        event was rendered in the pinned API version: another version's object has
-        another shape (an older one keeps the period on the subscription, not its items).
+        Under ``when-safe`` a payload is only used when the event was rendered in the
+        pinned API version: another version's object has another shape (an older one
+        keeps the period on the subscription, not its items).
         """
-        decision = self._decide(watermark)
+        decision = fetch_policy.decide(
+            FetchPolicy(self.state.config.fetch_policy),
+            self.mark,
+            watermark=row.watermark_created if row is not None else None,
+            fetched_at=row.fetched_at if row is not None else None,
+            payload=payload,
+            kind=kind,
+            pinned_version=API_VERSION,
+            stored_status=getattr(row, "status", None),
+        )
         self.decisions.append(decision)
         return decision
-
-    def _decide(self, watermark: datetime | None) -> Decision:
-        if self.mark is None:
-            return "payload"
-        if watermark is not None and self.mark.created < watermark:
-            return "skip"
-        if (
-            self.state.config.trust_webhook_payloads
-            and self.mark.api_version == API_VERSION
-            and (watermark is None or self.mark.created > watermark)
-        ):
-            return "payload"
-        return "fetch"
 
     def _advance(self, row: Customer | Subscription | Invoice) -> None:
         if self.mark is None:
@@ -234,11 +243,14 @@ class Projector:
             .with_for_update()
             .execution_options(populate_existing=True)
         ).one_or_none()
-        decision = self.decide(row.watermark_created if row is not None else None)
+        decision = self.decide(row, payload, "customer")
         if decision == "skip" or (row is not None and self._stale_for_sync(row, False)):
             return
+        if decision == "coalesce" and row is not None:
+            self._advance(row)
+            return
         obj = self._object(
-            decision, payload, lambda: self.state.stripe.retrieve_customer(customer_id)
+            decision, payload, lambda: self.state.stripe.retrieve_customer(customer_id), row
         )
         gone = deleted or obj is None or bool(obj.get("deleted"))
         if gone:
@@ -355,14 +367,17 @@ class Projector:
                 "raw": {},
             },
         )
-        decision = self.decide(row.watermark_created)
-        if decision == "skip" or self._stale_for_sync(row, new):
+        decision = self.decide(row, None if refetch else payload, "subscription")
+        if decision in ("skip", "coalesce") or self._stale_for_sync(row, new):
             row.billable_key = row.billable_key or self.owner_of(row.stripe_customer_id)
+            if decision == "coalesce":
+                self._advance(row)
             return row
-        if refetch and decision == "payload":
-            decision = "fetch"
         obj = self._object(
-            decision, payload, lambda: self.state.stripe.retrieve_subscription(subscription_id)
+            decision,
+            payload,
+            lambda: self.state.stripe.retrieve_subscription(subscription_id),
+            row,
         )
         if obj is None:
             if new:
@@ -445,11 +460,14 @@ class Projector:
                 "total": 0,
             },
         )
-        decision = self.decide(row.watermark_created)
+        decision = self.decide(row, payload, "invoice")
         if decision == "skip" or self._stale_for_sync(row, new):
             return row
+        if decision == "coalesce":
+            self._advance(row)
+            return row
         obj = self._object(
-            decision, payload, lambda: self.state.stripe.retrieve_invoice(invoice_id)
+            decision, payload, lambda: self.state.stripe.retrieve_invoice(invoice_id), row
         )
         if obj is None:
             if new:
@@ -483,14 +501,23 @@ class Projector:
     # -- helpers ----------------------------------------------------------------------
 
     def _object(
-        self, decision: Decision, payload: JSON | None, fetch: Callable[[], Any]
+        self,
+        decision: Decision,
+        payload: JSON | None,
+        fetch: Callable[[], Any],
+        row: Customer | Subscription | Invoice | None = None,
     ) -> JSON | None:
         """The object to project: the payload, or Stripe's copy; ``None`` if Stripe
-        answers 404 (the object is gone: never fall back to the payload)."""
+        answers 404 (the object is gone: never fall back to the payload). A fetch records
+        on ``row`` when it started (``fetched_at``), for coalescing."""
         if decision == "payload" and payload is not None:
             return payload
+        started = utcnow()
         try:
-            return dict(fetch().to_dict(for_json=True))
+            obj = dict(fetch().to_dict(for_json=True))
+            if row is not None:
+                row.fetched_at = started
+            return obj
         except StripeNotFound:
             log.info("object %s is gone from Stripe", (payload or {}).get("id", "?"))
             return None
@@ -628,7 +655,7 @@ def _on_checkout_completed(projector: Projector, event: JSON) -> None:
     session = event["data"]["object"]
     if session.get("mode") != "subscription":
         return
-    if projector.decide(None) != "payload":
+    if projector.decide(None, session, "checkout.session") != "payload":
         found = projector._object(
             "fetch", None, lambda: projector.state.stripe.retrieve_checkout_session(session["id"])
         )
@@ -805,12 +832,16 @@ def refusal(event: JSON) -> str | None:
     return None
 
 
-def project_event(event: JSON) -> Projector | None:
-    """Apply one event in the current transaction; ``None`` when no handler knows its type."""
+def project_event(event: JSON, received_at: datetime | None = None) -> Projector | None:
+    """Apply one event in the current transaction; ``None`` when no handler knows its type.
+
+    ``received_at`` is when the app stored the event (UTC): a row re-fetched after then
+    needs no fetch for this event (see :mod:`flask_lattice.webhooks.fetch_policy`).
+    """
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return None
-    projector = Projector.for_app(EventMark.of(event))
+    projector = Projector.for_app(EventMark.of(event, received_at))
     handler(projector, event)
     return projector
 

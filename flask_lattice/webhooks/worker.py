@@ -8,6 +8,7 @@ locks and the watermarks make every job safe to run twice or side by side.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -22,6 +23,7 @@ from .. import revenue
 from ..models import utcnow
 from ..state import get_state
 from . import queue
+from .job import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,17 @@ class LatticeWorker(_LatticeMixin, Worker):
         super().__init__(*args, **kwargs)
         # Import the job's modules once here, so that no work horse imports them again.
         import_attribute(queue.PROCESS_EVENT)
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """Work the queue. First the job's SQL is compiled once here (:func:`~flask_lattice.webhooks.job.warm_up`), so
+        that work horses inherit it, and the objects built so far are frozen out of the
+        garbage collector, so that a work horse's collections do not copy the parent's memory
+        (together about halve the cost of a job; see :doc:`workers`)."""
+        with self.app.app_context():
+            warm_up()
+        gc.collect()
+        gc.freeze()
+        return super().work(*args, **kwargs)
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """The forked child: drop the database connections inherited from the parent."""

@@ -80,7 +80,14 @@ def events_since(sandbox: Any, start: int) -> list[JSON]:
 
 def snapshot(app: Flask) -> JSON:
     """The projected state, without surrogate keys and bookkeeping timestamps."""
-    skip = {"id", "created_at", "updated_at", "watermark_event_id", "subscription_id"}
+    skip = {
+        "id",
+        "created_at",
+        "updated_at",
+        "watermark_event_id",
+        "fetched_at",
+        "subscription_id",
+    }
     with app.app_context():
         session = host(app).db.session
 

@@ -99,7 +99,14 @@ def test_the_models_page_names_every_column() -> None:
     page = (DOCS / "models.md").read_text()
     for table in Base.metadata.sorted_tables:
         section = page.split(f"(`{table.name}`)", 1)[1].split("\n## ", 1)[0]
-        skipped = {"id", "created_at", "updated_at", "watermark_created", "watermark_event_id"}
+        skipped = {
+            "id",
+            "created_at",
+            "updated_at",
+            "watermark_created",
+            "watermark_event_id",
+            "fetched_at",
+        }
         for column in table.columns:
             if column.name in skipped and table.name != "lattice_webhook_events":
                 continue

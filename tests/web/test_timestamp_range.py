@@ -36,7 +36,7 @@ def test_the_last_second_of_year_9999_is_accepted(subscriber: Subscriber) -> Non
 def test_an_out_of_range_timestamp_from_stripe_is_stored_as_null(
     app_factory: Callable[..., Flask], sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
+    app = app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS="always-trust")
     subscriber = subscribe(app, sandbox)
     feed = EventFeed(app, sandbox)
     feed.seen = 0

@@ -114,7 +114,7 @@ def without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
 def test_a_malformed_object_fails_with_a_reason_after_its_retries(
     app_factory: Callable[..., Flask], event_type: str, data: Any, reason: str
 ) -> None:
-    app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
+    app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS="always-trust")
     response = post_event(app.test_client(), an_event(event_type, data), TEST_WEBHOOK_SECRET)
     assert response.status_code == 200, response.get_data(as_text=True)
     run_worker(app)

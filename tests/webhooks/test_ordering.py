@@ -4,12 +4,15 @@ The sandbox's real event streams for five scenarios are recorded once per module
 hypothesis example replays one scenario's events shuffled, with duplicates, in two
 batches (so some duplicates arrive after the original was processed), through the
 webhook route and a real RQ worker into an emptied database, and compares the
-projection with the in-order replay. Both modes run: re-fetching every object, and
-trusting the event payloads (where only the watermark keeps order).
+projection with the in-order replay. Every fetch policy runs (``always-fetch``,
+``when-safe``, ``always-trust``), each example drawing one; the in-order replay under
+``always-fetch`` is the reference. ``LATTICE_ORDERING_EXAMPLES`` sets the examples per
+lifecycle (15 by default; ``make ordering`` runs 1,000).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,6 +35,10 @@ from tests.helpers.pipeline import (
 from tests.helpers.support import TEST_PRICES, run_worker
 
 FAILING_CARD = "4000000000000341"
+POLICIES = ("always-fetch", "when-safe", "always-trust")
+EXAMPLES = int(os.environ.get("LATTICE_ORDERING_EXAMPLES", "15"))
+#: How many shuffled examples ran, per scenario (printed by ``make ordering``).
+EXAMPLES_RUN: dict[str, int] = {}
 
 
 def _record(sandbox: Any) -> dict[str, list[JSON]]:
@@ -117,13 +124,14 @@ def test_shuffled_and_duplicated_streams_converge(
 ) -> None:
     sandbox, recorded = streams
     events = recorded[scenario]
-    # Two apps on one database: one re-fetches every object, one trusts the payloads.
+    # One app per fetch policy, all on one database.
     apps = {
-        trust: app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS=trust)
-        for trust in (False, True)
+        policy: app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS=policy)
+        for policy in POLICIES
     }
-    in_order = _replay(apps[False], sandbox.webhook_secret, [events])
-    assert _replay(apps[True], sandbox.webhook_secret, [events]) == in_order
+    in_order = _replay(apps["always-fetch"], sandbox.webhook_secret, [events])
+    for policy in POLICIES[1:]:
+        assert _replay(apps[policy], sandbox.webhook_secret, [events]) == in_order, policy
     billable = "user:" + scenario.split("_", maxsplit=1)[0]
     assert [
         (row["status"], row["plan_key"])
@@ -132,18 +140,20 @@ def test_shuffled_and_duplicated_streams_converge(
     ] == [EXPECTED_FINAL[scenario]]
 
     @settings(
-        max_examples=15,
+        max_examples=EXAMPLES,
         deadline=None,
         derandomize=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(data=st.data())
     def shuffled(data: st.DataObject) -> None:
-        trust = data.draw(st.booleans(), label="trust payloads")
+        policy = data.draw(st.sampled_from(POLICIES), label="fetch policy")
         extra = data.draw(st.lists(st.sampled_from(range(len(events))), max_size=len(events)))
         order = data.draw(st.permutations(list(range(len(events))) + extra))
         cut = data.draw(st.integers(0, len(order)))
         batches = [[events[index] for index in part] for part in (order[:cut], order[cut:])]
-        assert _replay(apps[trust], sandbox.webhook_secret, batches) == in_order
+        assert _replay(apps[policy], sandbox.webhook_secret, batches) == in_order
+        EXAMPLES_RUN[scenario] = EXAMPLES_RUN.get(scenario, 0) + 1
 
     shuffled()
+    print(f"\n{scenario}: {EXAMPLES_RUN.get(scenario, 0)} shuffled examples run")

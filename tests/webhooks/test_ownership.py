@@ -176,7 +176,7 @@ def test_an_object_stripe_does_not_know_is_never_projected_from_the_payload(
 def test_an_invoice_url_that_is_not_https_is_not_stored(
     app_factory: Callable[..., Flask], sandbox: Any, url: str
 ) -> None:
-    app = app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
+    app = app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS="always-trust")
     client, _ = signed_in(app)
     feed = EventFeed(app, sandbox)
     response = post_checkout(client, "pro")

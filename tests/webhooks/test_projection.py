@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from flask import Flask
 
 from flask_lattice import signals
 from flask_lattice.models import Customer
+from flask_lattice.state import get_state
 from flask_lattice.stripe_gateway import API_VERSION
 from tests.helpers.pipeline import JSON, deliver, event_statuses, post_event, signup
 from tests.helpers.support import TEST_WEBHOOK_SECRET, host, run_worker, subscription_row
@@ -56,8 +58,11 @@ def test_signup_projects_links_and_signals(
         customer = host(app).db.session.scalar(sa.select(Customer))
         assert customer is not None
         assert (customer.stripe_customer_id, customer.billable_key) == (ids["customer"], "user:7")
+    # Under when-safe the created event's own snapshot (incomplete) may be projected
+    # first; the signals then walk through each state, ending at the fetched one.
     changes = received["lattice.subscription-changed"]
-    assert changes[0] == {
+    assert changes[0]["old_status"] is None and changes[0]["old_plan"] is None
+    assert changes[-1] | {"old_status": None, "old_plan": None} == {
         "billable_key": "user:7",
         "subscription_id": ids["subscription"],
         "old_status": None,
@@ -65,6 +70,7 @@ def test_signup_projects_links_and_signals(
         "old_plan": None,
         "new_plan": "pro",
     }
+    assert all(a["new_status"] == b["old_status"] for a, b in itertools.pairwise(changes))
     processed = received["lattice.event-processed"]
     assert sorted(item["event_id"] for item in processed) == sorted(e["id"] for e in events)
     assert {item["status"] for item in processed} == {"processed", "ignored"}
@@ -90,9 +96,11 @@ def test_dunning_sends_payment_failed_and_ends_canceled(
     run_worker(app)
     row = subscription_row(app, ids["subscription"])
     assert (row.status, row.ended_at is not None) == ("canceled", True)
-    # Events are re-fetched: the first projection already saw the past_due state.
+    # Under when-safe the events' own snapshots walk through signup's states first; the
+    # renewal ends past_due and dunning ends canceled, each signalled once.
     statuses = [change["new_status"] for change in received["lattice.subscription-changed"]]
-    assert statuses == ["past_due", "canceled"]
+    assert statuses[-2:] == ["past_due", "canceled"]
+    assert statuses.count("past_due") == statuses.count("canceled") == 1
 
 
 def test_trial_will_end_is_signalled_while_trialing(
@@ -189,6 +197,8 @@ def _subscription_event(
                 "status": status,
                 "metadata": {"lattice_billable": "user:trusted"},
                 "cancel_at_period_end": False,
+                "cancel_at": None,
+                "livemode": False,
                 "items": {
                     "object": "list",
                     "data": [
@@ -207,11 +217,12 @@ def _subscription_event(
     }
 
 
+@pytest.mark.parametrize("policy", ["when-safe", "always-trust"])
 def test_trusted_payloads_never_let_an_older_snapshot_win(
-    app_factory: Callable[..., Flask],
+    app_factory: Callable[..., Flask], policy: str
 ) -> None:
     # No sandbox: every Stripe call would fail, so these are projected from payloads.
-    app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
+    app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS=policy)
     client = app.test_client()
     newer = _subscription_event("evt_newer", 2_000_000_100, "active")
     older = _subscription_event("evt_older", 2_000_000_000, "incomplete")
@@ -260,3 +271,40 @@ def test_a_portal_card_change_reaches_the_subscription(app: Flask, sandbox: Any)
     deliver(app.test_client(), sandbox.events[start:], sandbox.webhook_secret)
     run_worker(app)
     assert client.v1.subscriptions.retrieve(ids["subscription"]).default_payment_method == new_card
+
+
+@pytest.mark.parametrize(
+    ("change", "policy", "projected"),
+    [
+        ("other api_version", "when-safe", False),
+        ("other api_version", "always-trust", False),
+        ("partial object", "always-trust", True),
+        ("partial object", "when-safe", False),
+        ("thin event", "when-safe", False),
+        ("nothing", "always-fetch", False),
+        ("nothing", "when-safe", True),
+    ],
+)
+def test_when_safe_refetches_payloads_it_cannot_trust(
+    app_factory: Callable[..., Flask], change: str, policy: str, projected: bool
+) -> None:
+    # No sandbox: a re-fetch fails, so "failed" shows the worker asked Stripe.
+    app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS=policy)
+    event = _subscription_event("evt_doubt", 2_000_000_100, "active")
+    if change == "other api_version":
+        event["api_version"] = "2019-12-03"
+    elif change == "partial object":
+        del event["data"]["object"]["items"]
+    elif change == "thin event":
+        event["data"]["object"] = {"id": "sub_trusted", "object": "subscription"}
+    assert post_event(app.test_client(), event, TEST_WEBHOOK_SECRET).status_code == 200
+    run_worker(app)
+    assert event_statuses(app)["evt_doubt"][0] == ("processed" if projected else "failed")
+
+
+def test_old_boolean_setting_still_works_with_a_deprecation_warning(
+    app_factory: Callable[..., Flask],
+) -> None:
+    with pytest.warns(DeprecationWarning, match="LATTICE_TRUST_WEBHOOK_PAYLOADS = True"):
+        app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
+    assert get_state(app).config.fetch_policy == "always-trust"

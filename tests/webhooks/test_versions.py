@@ -44,7 +44,7 @@ def an_update(event_id: str, created: int, api_version: str | None, obj: Any) ->
 def test_a_trusted_payload_of_another_version_is_refetched(
     app_factory: Callable[..., Flask], sandbox: Any
 ) -> None:
-    app = app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
+    app = app_factory(sandbox=sandbox, LATTICE_TRUST_WEBHOOK_PAYLOADS="always-trust")
     client = app.test_client()
     ids = signup(sandbox, "user:versions")
     live = sandbox.client().v1.subscriptions.retrieve(ids["subscription"]).to_dict(for_json=True)
