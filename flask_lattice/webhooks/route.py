@@ -17,6 +17,7 @@ the refusal is counted per reason (:mod:`flask_lattice.webhooks.rejections`).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any, cast
 
@@ -36,6 +37,8 @@ from .envelope import Reason, Refused
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Stripe-Signature"
+#: What a Stripe object id looks like (``sub_…``, ``in_…``, ``cus_…``), within the column.
+_OBJECT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 
 
 def receive() -> Response:
@@ -114,7 +117,11 @@ def _event_row(payload: bytes, text: str) -> dict[str, Any]:
         "created": event.created,
         "livemode": event.livemode,
         "api_version": event.api_version,
-        "object_id": object_id[:255] if isinstance(object_id, str) else None,
+        # Kept only when it looks like a Stripe id, so no payload string (a NUL byte, say)
+        # can make the insert fail; the console's timeline is keyed by it.
+        "object_id": object_id
+        if isinstance(object_id, str) and _OBJECT_ID.fullmatch(object_id)
+        else None,
         "payload": text,
         "received_at": utcnow(),
         "status": EventStatus.RECEIVED,
