@@ -1,7 +1,8 @@
 """A billable's subscriptions as the local projection holds them (no Stripe call).
 
 One prebuilt query reads the columns that decide access into
-:class:`~.policy.SubscriptionState` snapshots. The access gates resolve them with the access
+:class:`~.policy.SubscriptionState` snapshots (and one more reads the clocks, for rows that
+live on a test clock or the sandbox's clock). The access gates resolve them with the access
 policy; checkout and the portal use :func:`live_subscription` to avoid creating a second
 subscription; :func:`projection_revision` tells pages when the projection changed.
 """
@@ -20,59 +21,57 @@ from .policy import LIVE_STATUSES, SubscriptionState
 
 _TABLE = Subscription.__table__
 _CLOCKS = TestClock.__table__
-_CLOCK_COLUMNS = {
-    "clock_frozen_time": _CLOCKS.c.frozen_time,
-    "clock_observed_at": _CLOCKS.c.observed_at,
-    "clock_runs": _CLOCKS.c.runs,
-}
+_ROW_FIELDS = SubscriptionState._fields[:-3]  # the row's own columns; the clock's follow
+_CLOCK_FIELDS = (_CLOCKS.c.frozen_time, _CLOCKS.c.observed_at, _CLOCKS.c.runs)
+_NO_CLOCK = (None, None, None)
 
 # Every gated request runs this one statement object, so SQLAlchemy compiles it once per
 # dialect and serves it from its compiled cache afterwards. Matching on billable_key alone
 # is complete: when the projection learns which billable a customer belongs to, it fills
 # in billable_key on that customer's earlier rows.
-_STATES_OF_BILLABLE = (
-    sa.select(
-        *(
-            _CLOCK_COLUMNS[name].label(name) if name in _CLOCK_COLUMNS else _TABLE.c[name]
-            for name in SubscriptionState._fields
-        )
-    )
-    .select_from(_TABLE.outerjoin(_CLOCKS, _CLOCKS.c.stripe_clock_id == _TABLE.c.test_clock))
-    .where(_TABLE.c.billable_key == sa.bindparam("billable_key"))
+_STATES_OF_BILLABLE = sa.select(
+    *(_TABLE.c[name] for name in _ROW_FIELDS), _TABLE.c.test_clock
+).where(_TABLE.c.billable_key == sa.bindparam("billable_key"))
+# Only rows that live on a clock (a Stripe test clock, or the sandbox's) need this second
+# read; in live mode no row does, so a gate costs one query.
+_CLOCKS_BY_ID = sa.select(_CLOCKS.c.stripe_clock_id, *_CLOCK_FIELDS).where(
+    _CLOCKS.c.stripe_clock_id.in_(sa.bindparam("clock_ids", expanding=True))
 )
 
 
 def subscription_states(
     billable_key: str, session: scoped_session[Any] | None = None
 ) -> list[SubscriptionState]:
-    """Every local subscription row of the billable, as snapshots (one query).
+    """Every local subscription row of the billable, as snapshots: one query, plus one for
+    the clocks when a row lives on one (a Stripe test clock or the sandbox's clock).
 
     Reads with ``session`` (default: the app's ``db.session``), in its transaction.
     """
     connection = (session or get_state().db.session).connection()
-    rows = connection.execute(_STATES_OF_BILLABLE, {"billable_key": billable_key})
-    return [SubscriptionState._make(row) for row in rows]
+    rows = connection.execute(_STATES_OF_BILLABLE, {"billable_key": billable_key}).all()
+    clock_ids = sorted({row.test_clock for row in rows if row.test_clock is not None})
+    clocks: dict[str, tuple[Any, ...]] = {}
+    if clock_ids:
+        found = connection.execute(_CLOCKS_BY_ID, {"clock_ids": clock_ids})
+        clocks = {clock[0]: tuple(clock[1:]) for clock in found}
+    return [SubscriptionState(*row[:-1], *clocks.get(row.test_clock, _NO_CLOCK)) for row in rows]
 
 
 def state_of_row(row: Subscription) -> SubscriptionState:
     """The access columns of a loaded ``lattice_subscriptions`` row, with its clock's (one
     query for the clock when the row lives on one): the snapshot :func:`subscription_states`
     would read for it."""
-    clock = None
+    clock: tuple[Any, ...] = _NO_CLOCK
     if row.test_clock is not None:
-        clock = get_state().db.session.scalar(
-            sa.select(TestClock).where(TestClock.stripe_clock_id == row.test_clock)
+        found = (
+            get_state()
+            .db.session.connection()
+            .execute(_CLOCKS_BY_ID, {"clock_ids": [row.test_clock]})
+            .first()
         )
-    values = {
-        name: getattr(row, name) for name in SubscriptionState._fields if name not in _CLOCK_COLUMNS
-    }
-    if clock is not None:
-        values.update(
-            clock_frozen_time=clock.frozen_time,
-            clock_observed_at=clock.observed_at,
-            clock_runs=clock.runs,
-        )
-    return SubscriptionState(**values)
+        if found is not None:
+            clock = tuple(found[1:])
+    return SubscriptionState(*(getattr(row, name) for name in _ROW_FIELDS), *clock)
 
 
 def live_subscription(billable_key: str) -> SubscriptionState | None:
