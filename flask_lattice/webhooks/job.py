@@ -87,32 +87,34 @@ def replay_event(event_id: str) -> ReplayOutcome:
     found = session.execute(
         sa.update(_EVENTS)
         .where(_EVENTS.c.id == event_id)
-        .values(status=EventStatus.RECEIVED, processed_at=None)
+        .values(status=EventStatus.RECEIVED, processed_at=None, outcome=None)
     )
     session.commit()
     if not found.rowcount:  # type: ignore[attr-defined]
         return ReplayOutcome(event_id, "missing")
     try:
-        status, projector = _process(event_id)
+        status, _ = _process(event_id)
         error = None
     except Exception as failure:
-        status, projector, error = EventStatus.FAILED, None, str(failure) or type(failure).__name__
+        status, error = EventStatus.FAILED, str(failure) or type(failure).__name__
     row = session.execute(
-        sa.select(_EVENTS.c.type, _EVENTS.c.attempts).where(_EVENTS.c.id == event_id)
+        sa.select(_EVENTS.c.type, _EVENTS.c.attempts, _EVENTS.c.outcome).where(
+            _EVENTS.c.id == event_id
+        )
     ).one()
     session.commit()
-    outcome = "failed" if status == EventStatus.FAILED else _outcome(status, projector)
+    outcome = "failed" if status == EventStatus.FAILED else (row.outcome or "applied")
     return ReplayOutcome(event_id, outcome, row.type, row.attempts, error)
 
 
-def _outcome(status: str, projector: projection.Projector | None) -> str:
-    """``ignored``, ``skipped`` (every object the event names held newer state) or
-    ``applied``, for a processed event (``lattice_webhook_events.outcome``)."""
+def _outcome(status: str, projector: projection.Projector | None, handled: bool) -> str:
+    """``ignored``, ``skipped`` (every object the event names held newer state, and no
+    ``@billing.on_event`` handler ran) or ``applied``, for a processed event
+    (``lattice_webhook_events.outcome``)."""
     if status == EventStatus.IGNORED:
         return "ignored"
-    if projector is not None and projector.decisions and set(projector.decisions) <= STALE:
-        return "skipped"
-    return "applied"
+    stale = projector is not None and projector.decisions and set(projector.decisions) <= STALE
+    return "skipped" if stale and not handled else "applied"
 
 
 def _process(event_id: str) -> tuple[str, projection.Projector | None]:
@@ -218,7 +220,7 @@ def _apply(
             status=status,
             processed_at=utcnow(),
             last_error=None,
-            outcome=_outcome(status, projector),
+            outcome=_outcome(status, projector, bool(handlers)),
         )
     )
     session.commit()
