@@ -41,13 +41,13 @@ from rq.suspension import resume, suspend
 from bench.webhook_ingest import (
     APP_MODULE,
     CONFIG_ENV,
-    PLANS,
     PRICES,
     WEBHOOK,
     _process,
     _redis,
     _signed,
     create_app,
+    sandbox_config,
 )
 from flask_lattice.models import Invoice, Subscription, WebhookEvent
 from flask_lattice.testing import ensure_prices
@@ -260,15 +260,12 @@ def main() -> None:
         print(f"subscribing {options.subscriptions} customers ...", flush=True)
         _subscribe(sandbox, price_ids["pro_monthly"], options.subscriptions)
         with _redis(options.redis_url, workdir) as redis_url:
-            base = {
-                "LATTICE_STRIPE_SECRET_KEY": sandbox.api_key,
-                "LATTICE_STRIPE_API_BASE": sandbox.url,
-                "LATTICE_WEBHOOK_SECRETS": [sandbox.webhook_secret],
-                "LATTICE_PLANS": PLANS,
-                "LATTICE_REDIS_URL": redis_url,
-                "LATTICE_STRIPE_READ_RATE": READ_RATE,
-                "LATTICE_JOB_RETRY_INTERVALS": [1, 2, 5, 10, 30],
-            }
+            base = sandbox_config(
+                sandbox,
+                redis_url,
+                LATTICE_STRIPE_READ_RATE=READ_RATE,
+                LATTICE_JOB_RETRY_INTERVALS=[1, 2, 5, 10, 30],
+            )
             _prestorm(sandbox, base, workdir)
             start = len(sandbox.events)
             sandbox.advance(days=32)

@@ -89,6 +89,18 @@ def create_app() -> Flask:
 # -- processes ---------------------------------------------------------------------------
 
 
+def sandbox_config(sandbox: Any, redis_url: str, **extra: Any) -> dict[str, Any]:
+    """The settings that point a bench app at ``sandbox`` and at the Redis of ``redis_url``."""
+    return {
+        "LATTICE_STRIPE_SECRET_KEY": sandbox.api_key,
+        "LATTICE_STRIPE_API_BASE": sandbox.url,
+        "LATTICE_WEBHOOK_SECRETS": [sandbox.webhook_secret],
+        "LATTICE_PLANS": PLANS,
+        "LATTICE_REDIS_URL": redis_url,
+        **extra,
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -213,14 +225,7 @@ def main() -> None:
         price_ids = ensure_prices(sandbox.client(), PRICES)
         database_url = options.database_url or f"sqlite:///{workdir / 'bench.db'}"
         with _redis(options.redis_url, workdir) as redis_url:
-            config = {
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "LATTICE_STRIPE_SECRET_KEY": sandbox.api_key,
-                "LATTICE_STRIPE_API_BASE": sandbox.url,
-                "LATTICE_WEBHOOK_SECRETS": [sandbox.webhook_secret],
-                "LATTICE_PLANS": PLANS,
-                "LATTICE_REDIS_URL": redis_url,
-            }
+            config = sandbox_config(sandbox, redis_url, SQLALCHEMY_DATABASE_URI=database_url)
             env = {
                 **os.environ,
                 CONFIG_ENV: json.dumps(config),

@@ -33,13 +33,13 @@ from rq import Queue
 from bench.webhook_ingest import (
     APP_MODULE,
     CONFIG_ENV,
-    PLANS,
     PRICES,
     WEBHOOK,
     _process,
     _redis,
     _signed,
     create_app,
+    sandbox_config,
 )
 from flask_lattice.testing import ensure_prices
 
@@ -127,15 +127,12 @@ def main() -> None:
         price_ids = ensure_prices(sandbox.client(), PRICES)
         database_url = options.database_url or f"sqlite:///{workdir / 'bench.db'}"
         with _redis(options.redis_url, workdir) as redis_url:
-            config = {
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "LATTICE_STRIPE_SECRET_KEY": sandbox.api_key,
-                "LATTICE_STRIPE_API_BASE": sandbox.url,
-                "LATTICE_WEBHOOK_SECRETS": [sandbox.webhook_secret],
-                "LATTICE_PLANS": PLANS,
-                "LATTICE_REDIS_URL": redis_url,
-                "LATTICE_TRUST_WEBHOOK_PAYLOADS": "when-safe",
-            }
+            config = sandbox_config(
+                sandbox,
+                redis_url,
+                SQLALCHEMY_DATABASE_URI=database_url,
+                LATTICE_TRUST_WEBHOOK_PAYLOADS="when-safe",
+            )
             env = {
                 **os.environ,
                 CONFIG_ENV: json.dumps(config),
