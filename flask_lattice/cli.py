@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -253,15 +254,44 @@ class Check:
     fix: str = ""
 
 
+def _fails_on(
+    errors: type[Exception] | tuple[type[Exception], ...], what: str, fix: str
+) -> Callable[[Callable[[], Check]], Callable[[], Check]]:
+    """Decorate a check so that ``errors`` raised in it give a failed check:
+    ``"<what>: <the error's first line>"`` with ``fix`` (a database error also rolls the
+    session back, so the next check can read)."""
+
+    def decorate(check: Callable[[], Check]) -> Callable[[], Check]:
+        @functools.wraps(check)
+        def run() -> Check:
+            try:
+                return check()
+            except errors as error:
+                if isinstance(error, sa.exc.SQLAlchemyError):
+                    get_state().db.session.rollback()
+                first_line = (str(error).splitlines() or [type(error).__name__])[0]
+                return Check(False, f"{what}: {first_line}", fix)
+
+        return run
+
+    return decorate
+
+
+_AFTER_STRIPE = "fix the Stripe check first"
+_AFTER_REDIS = "fix the Redis check first"
+_reading_tables = _fails_on(
+    sa.exc.SQLAlchemyError, "cannot read the tables", "fix the tables check first"
+)
+
+
+# Any failure means the key cannot be used.
+@_fails_on(
+    Exception,
+    "a test call failed",
+    "set LATTICE_STRIPE_SECRET_KEY (or STRIPE_SECRET_KEY) to a valid secret key",
+)
 def _check_stripe() -> Check:
-    try:
-        get_state().stripe.check_key()
-    except Exception as error:  # any failure means the key cannot be used
-        return Check(
-            False,
-            f"a test call failed: {error}",
-            "set LATTICE_STRIPE_SECRET_KEY (or STRIPE_SECRET_KEY) to a valid secret key",
-        )
+    get_state().stripe.check_key()
     mode = "live" if get_state().config.is_live else "test"
     return Check(True, f"the {mode}-mode key works")
 
@@ -278,13 +308,11 @@ def _check_webhook_secret() -> Check:
     return Check(True, f"{len(secrets)} signing secret(s) configured")
 
 
+@_fails_on(StripeAPIError, "could not read prices", _AFTER_STRIPE)
 def _check_catalog() -> Check:
     from .billing.prices import check_catalog
 
-    try:
-        problems = check_catalog()
-    except StripeAPIError as error:
-        return Check(False, f"could not read prices: {error}", "fix the Stripe check first")
+    problems = check_catalog()
     if problems:
         return Check(
             False,
@@ -294,24 +322,19 @@ def _check_catalog() -> Check:
     return Check(True, f"{len(get_state().config.plans.price_refs)} price(s) match LATTICE_PLANS")
 
 
+@_fails_on(
+    RedisError,
+    "cannot reach Redis",
+    "start Redis or fix LATTICE_REDIS_URL; webhooks are still stored meanwhile",
+)
 def _check_redis() -> Check:
-    try:
-        queue.redis_connection().ping()
-    except RedisError as error:
-        return Check(
-            False,
-            f"cannot reach Redis: {error}",
-            "start Redis or fix LATTICE_REDIS_URL; webhooks are still stored meanwhile",
-        )
+    queue.redis_connection().ping()
     return Check(True, "Redis answers")
 
 
+@_fails_on(sa.exc.SQLAlchemyError, "cannot reach the database", "check the database URL")
 def _check_tables() -> Check:
-    engine = get_state().db.engine
-    try:
-        present = set(sa.inspect(engine).get_table_names())
-    except sa.exc.SQLAlchemyError as error:
-        return Check(False, f"cannot reach the database: {error}", "check the database URL")
+    present = set(sa.inspect(get_state().db.engine).get_table_names())
     missing = sorted(set(Base.metadata.tables) - present)
     if missing:
         return Check(
@@ -322,11 +345,9 @@ def _check_tables() -> Check:
     return Check(True, f"{len(Base.metadata.tables)} lattice tables present")
 
 
+@_fails_on(RedisError, "cannot list workers", _AFTER_REDIS)
 def _check_workers() -> Check:
-    try:
-        found = Worker.all(queue=queue.queue())
-    except RedisError as error:
-        return Check(False, f"cannot list workers: {error}", "fix the Redis check first")
+    found = Worker.all(queue=queue.queue())
     if not found:
         return Check(
             False,
@@ -336,13 +357,11 @@ def _check_workers() -> Check:
     return Check(True, f"{len(found)} worker(s) alive")
 
 
+@_fails_on(RedisError, "cannot read heartbeats", _AFTER_REDIS)
 def _check_worker_heartbeat() -> Check:
     from .webhooks.worker import HEARTBEAT_GRACE, live_workers
 
-    try:
-        alive = live_workers()
-    except RedisError as error:
-        return Check(False, f"cannot read heartbeats: {error}", "fix the Redis check first")
+    alive = live_workers()
     if not alive:
         limit = get_state().config.drain_interval + HEARTBEAT_GRACE
         return Check(
@@ -401,15 +420,12 @@ def _check_duplicate_subscriptions() -> Check:
     return Check(True, "no billable has more than one live subscription")
 
 
+@_fails_on(StripeAPIError, "could not list customers", _AFTER_STRIPE)
+@_fails_on(sa.exc.SQLAlchemyError, "cannot read stored customers", "fix the tables first")
 def _check_vanished_customers() -> Check:
     from .billing.sync import missing_customer_ids
 
-    try:
-        missing = missing_customer_ids()
-    except StripeAPIError as error:
-        return Check(False, f"could not list customers: {error}", "fix the Stripe check first")
-    except sa.exc.SQLAlchemyError as error:
-        return Check(False, f"cannot read stored customers: {error}", "fix the tables first")
+    missing = missing_customer_ids()
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         return Check(
@@ -422,18 +438,14 @@ def _check_vanished_customers() -> Check:
     return Check(True, "every stored customer exists in Stripe")
 
 
+@_fails_on(StripeAPIError, "could not list webhook endpoints", _AFTER_STRIPE)
 def _check_webhook_endpoints() -> Check:
     """The Stripe endpoints that post to this app: pinned API version, every needed type."""
     from .webhooks.projection import HANDLERS
 
     state = get_state()
     route = f"{state.config.url_prefix}/webhook"
-    try:
-        endpoints = state.stripe.list_webhook_endpoints()
-    except StripeAPIError as error:
-        return Check(
-            False, f"could not list webhook endpoints: {error}", "fix the Stripe check first"
-        )
+    endpoints = state.stripe.list_webhook_endpoints()
     ours = [item for item in endpoints if urlsplit(item["url"] or "").path.endswith(route)]
     if not ours:
         return Check(
@@ -474,17 +486,13 @@ def _check_webhook_endpoints() -> Check:
     )
 
 
+@_fails_on(RedisError, "cannot read the rejection counters", _AFTER_REDIS)
 def _check_rejections() -> Check:
     """Deliveries refused within the last hour, by reason; signature failures fail."""
     from .webhooks import rejections
     from .webhooks.envelope import Reason
 
-    try:
-        counts = rejections.recent()
-    except RedisError as error:
-        return Check(
-            False, f"cannot read the rejection counters: {error}", "fix the Redis check first"
-        )
+    counts = rejections.recent()
     if not counts:
         return Check(True, "no delivery refused within the last hour")
     summary = ", ".join(f"{reason}: {count}" for reason, count in counts.items())
@@ -498,22 +506,6 @@ def _check_rejections() -> Check:
             "secret, or the output of `stripe listen`)",
         )
     return Check(True, f"refused within the last hour, by reason: {summary}")
-
-
-def _reading_tables(check: Callable[[], Check]) -> Callable[[], Check]:
-    """``check``, or a failure when the lattice tables cannot be read."""
-
-    def run() -> Check:
-        try:
-            return check()
-        except sa.exc.SQLAlchemyError as error:
-            get_state().db.session.rollback()
-            first_line = str(error).splitlines()[0]
-            return Check(
-                False, f"cannot read the tables: {first_line}", "fix the tables check first"
-            )
-
-    return run
 
 
 CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from flask import Flask
 
@@ -34,6 +34,21 @@ from ..stripe_gateway import StripeGateway, idempotency_key
 #: What the facade's methods return: the SDK's ``Subscription`` / ``Invoice`` objects
 #: (read them with ``obj["field"]``), or list and search pages of them.
 StripeObject = Any
+
+
+class ItemChange(TypedDict, total=False):
+    """How :meth:`SubscriptionsFacade.swap` and :meth:`~SubscriptionsFacade.set_quantity`
+    apply an item change.
+
+    ``proration_behavior`` is Stripe's (``create_prorations``, ``always_invoice`` or
+    ``none``; default: ``LATTICE_PRORATION_BEHAVIOR``); ``proration_date`` is the unix time
+    (seconds) the change was previewed at, so the prorations are the ones shown; ``scope``
+    makes the idempotency key (the same scope and parameters are one change).
+    """
+
+    proration_behavior: str | None
+    proration_date: int | None
+    scope: str
 
 
 class SubscriptionsFacade:
@@ -166,32 +181,21 @@ class SubscriptionsFacade:
         item_id: str,
         price_id: str,
         quantity: int | None = None,
-        proration_behavior: str | None = None,
-        proration_date: int | None = None,
-        scope: str = "",
+        **change: Unpack[ItemChange],
     ) -> StripeObject:
-        """Move the subscription item ``item_id`` to ``price_id`` (a plan swap)."""
+        """Move the subscription item ``item_id`` to ``price_id`` (a plan swap), keeping
+        its quantity unless ``quantity`` is given."""
         item: dict[str, Any] = {"id": item_id, "price": price_id}
         if quantity is not None:
             item["quantity"] = quantity
-        params = self._item_change(item, proration_behavior, proration_date)
-        return self._write("swap", subscription_id, params, scope)
+        return self._change_item("swap", subscription_id, item, change)
 
     def set_quantity(
-        self,
-        subscription_id: str,
-        *,
-        item_id: str,
-        quantity: int,
-        proration_behavior: str | None = None,
-        proration_date: int | None = None,
-        scope: str = "",
+        self, subscription_id: str, *, item_id: str, quantity: int, **change: Unpack[ItemChange]
     ) -> StripeObject:
         """Set the quantity (seats) of the subscription item ``item_id``."""
-        params = self._item_change(
-            {"id": item_id, "quantity": quantity}, proration_behavior, proration_date
-        )
-        return self._write("quantity", subscription_id, params, scope)
+        item = {"id": item_id, "quantity": quantity}
+        return self._change_item("quantity", subscription_id, item, change)
 
     def cancel(
         self,
@@ -269,13 +273,16 @@ class SubscriptionsFacade:
     def _proration_params(self, behavior: str | None) -> dict[str, Any]:
         return {"proration_behavior": self._proration(behavior)}
 
-    def _item_change(
-        self, item: dict[str, Any], behavior: str | None, proration_date: int | None
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {"items": [item], **self._proration_params(behavior)}
-        if proration_date is not None:
-            params["proration_date"] = proration_date
-        return params
+    def _change_item(
+        self, operation: str, subscription_id: str, item: dict[str, Any], change: ItemChange
+    ) -> StripeObject:
+        params: dict[str, Any] = {
+            "items": [item],
+            **self._proration_params(change.get("proration_behavior")),
+        }
+        if change.get("proration_date") is not None:
+            params["proration_date"] = change.get("proration_date")
+        return self._write(operation, subscription_id, params, change.get("scope", ""))
 
     def _write(
         self,

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from itsdangerous import BadData, SignatureExpired
@@ -47,6 +48,8 @@ PREVIEW_MAX_AGE = 30 * 60
 MAX_TIMESTAMP = 253_402_300_799
 _PREVIEW_SALT = "flask-lattice-swap-preview"
 _SEATS_SALT = "flask-lattice-seats-preview"
+# A confirm form's field names, where the signed preview names them otherwise.
+_SHOWN_KEYS = {"subscription": "sub"}
 
 
 @dataclass(frozen=True)
@@ -81,24 +84,42 @@ class PreviewLine:
     proration: bool
 
 
-@dataclass(frozen=True)
-class SwapPreview:
-    """What a plan swap costs, as Stripe previewed it, and the token that confirms it."""
+@dataclass(frozen=True, kw_only=True)
+class PricedChange:
+    """The amounts of a previewed item change, in integer minor units of ``currency``
+    (from Stripe's preview invoice): due now, on the next invoice (a UTC datetime) and per
+    interval from then on."""
 
-    subscription_id: str
-    current_plan: Plan | None
-    plan: Plan
-    interval: str
-    quantity: int
     currency: str
-    proration_behavior: str
-    proration_date: int
     due_today: int
     next_invoice_amount: int
     next_invoice_date: datetime | None
     recurring_amount: int | None
     lines: list[PreviewLine]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangePreview(PricedChange):
+    """A previewed change of a subscription's plan item and the signed token that confirms
+    it: priced with ``proration_behavior`` as of ``proration_date`` (unix seconds)."""
+
+    subscription_id: str
+    quantity: int
+    proration_behavior: str
+    proration_date: int
     token: str
+
+
+PreviewT = TypeVar("PreviewT", bound=ChangePreview)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwapPreview(ChangePreview):
+    """What a plan swap costs, as Stripe previewed it, and the token that confirms it."""
+
+    current_plan: Plan | None
+    plan: Plan
+    interval: str
 
     @property
     def is_downgrade(self) -> bool:
@@ -106,39 +127,17 @@ class SwapPreview:
         return self.current_plan is not None and self.plan.rank < self.current_plan.rank
 
 
-@dataclass(frozen=True)
-class SeatPreview:
+@dataclass(frozen=True, kw_only=True)
+class SeatPreview(ChangePreview):
     """What a seat change costs, as Stripe previewed it, and the token that confirms it.
 
-    Amounts are integer minor units of ``currency``; ``unit_amount`` is the price per seat
-    (Stripe's ``price.unit_amount``), ``recurring_amount`` the new price per interval.
+    ``unit_amount`` is the price per seat (Stripe's ``price.unit_amount``),
+    ``recurring_amount`` the new price per interval.
     """
 
-    subscription_id: str
     plan: Plan
     current_quantity: int
-    quantity: int
     unit_amount: int | None
-    currency: str
-    proration_behavior: str
-    due_today: int
-    next_invoice_amount: int
-    next_invoice_date: datetime | None
-    recurring_amount: int | None
-    lines: list[PreviewLine]
-    token: str
-
-
-@dataclass(frozen=True)
-class PricedChange:
-    """The amounts of a previewed item change (minor units of ``currency``)."""
-
-    currency: str
-    due_today: int
-    next_invoice_amount: int
-    next_invoice_date: datetime | None
-    recurring_amount: int | None
-    lines: list[PreviewLine]
 
 
 # -- ownership ------------------------------------------------------------------------------
@@ -214,62 +213,34 @@ def preview_swap(
         raise OperationConflict(f"You are already on the {plan.name} plan, billed per {chosen}.")
     check_downgrade(billable, target.plan, plan)
     quantity = swap_quantity(billable, target.plan, _quantity_of(target), plan)
-    behavior = get_state().config.proration_behavior
-    proration_date = _proration_date(target)
-    priced = _price_change(
-        target, price.stripe_price_id, price.unit_amount, quantity, behavior, proration_date
-    )
-    token = _sign_preview(
+    return _previewed(
+        SwapPreview,
+        target,
+        price.stripe_price_id,
+        price.unit_amount,
+        quantity,
         _PREVIEW_SALT,
-        proration_date,
-        behavior,
         {
-            "sub": target.subscription_id,
-            "item": target.item["id"],
             "from": target.price_id,
             "current": target.plan.key if target.plan else None,
-            "price": price.stripe_price_id,
             "plan": plan.key,
             "interval": chosen,
-            "quantity": quantity,
         },
-    )
-    return SwapPreview(
-        subscription_id=target.subscription_id,
         current_plan=target.plan,
         plan=plan,
         interval=chosen,
-        quantity=quantity,
-        currency=priced.currency,
-        proration_behavior=behavior,
-        proration_date=proration_date,
-        due_today=priced.due_today,
-        next_invoice_amount=priced.next_invoice_amount,
-        next_invoice_date=priced.next_invoice_date,
-        recurring_amount=priced.recurring_amount,
-        lines=priced.lines,
-        token=token,
     )
 
 
-def confirm_swap(
-    billable: Billable,
-    token: str,
-    *,
-    plan_key: str | None = None,
-    interval: str | None = None,
-    subscription_id: str | None = None,
-) -> Any:
+def confirm_swap(billable: Billable, token: str, posted: Mapping[str, str | None]) -> Any:
     """Apply the swap that ``token`` (from :func:`preview_swap`) describes.
 
-    The posted ``plan_key``, ``interval`` and ``subscription_id`` must match the preview,
-    and the price must still be the catalog's; anything else is refused before Stripe
-    is called. A double submit of the same preview is one change.
+    The form's ``plan``, ``interval`` and ``subscription`` in ``posted`` (``None`` when not
+    posted) must match the preview, and the price must still be the catalog's; anything
+    else is refused before Stripe is called. A double submit of the same preview is one
+    change.
     """
-    shown = _load_preview(token, _PREVIEW_SALT)
-    for posted, key in ((plan_key, "plan"), (interval, "interval"), (subscription_id, "sub")):
-        if posted is not None and posted != shown[key]:
-            raise OperationRefused("The form does not match the preview; preview the change again.")
+    shown = _load_preview(token, _PREVIEW_SALT, posted)
     plan = sellable_plan(shown["plan"], shown["interval"])
     if offered_price(plan, shown["interval"]).stripe_price_id != shown["price"]:
         raise OperationConflict("The plan's price changed; preview the change again.")
@@ -281,15 +252,8 @@ def confirm_swap(
     check_downgrade(billable, catalog.get(current) if current in catalog else None, plan)
     if plan.per_seat:
         check_seats(billable, plan, shown["quantity"])
-    return SubscriptionsFacade.for_app().swap(
-        target.subscription_id,
-        item_id=shown["item"],
-        price_id=shown["price"],
-        quantity=shown["quantity"],
-        proration_behavior=shown["behavior"],
-        proration_date=shown["date"],
-        scope=shown["nonce"],
-    )
+    facade = SubscriptionsFacade.for_app()
+    return _apply(facade.swap, shown, price_id=shown["price"], quantity=shown["quantity"])
 
 
 def check_downgrade(billable: Billable, current: Plan | None, target: Plan) -> None:
@@ -321,36 +285,18 @@ def preview_seats(billable: Billable, subscription_id: str | None, quantity: Any
     """
     target, plan, seats = _seat_change(billable, subscription_id, quantity)
     current = _quantity_of(target)
-    behavior = get_state().config.proration_behavior
-    proration_date = _proration_date(target)
     unit_amount = target.item["price"]["unit_amount"]
-    priced = _price_change(target, target.price_id, unit_amount, seats, behavior, proration_date)
-    token = _sign_preview(
+    return _previewed(
+        SeatPreview,
+        target,
+        target.price_id,
+        unit_amount,
+        seats,
         _SEATS_SALT,
-        proration_date,
-        behavior,
-        {
-            "sub": target.subscription_id,
-            "item": target.item["id"],
-            "price": target.price_id,
-            "from": current,
-            "quantity": seats,
-        },
-    )
-    return SeatPreview(
-        subscription_id=target.subscription_id,
+        {"from": current},
         plan=plan,
         current_quantity=current,
-        quantity=seats,
         unit_amount=int(unit_amount) if unit_amount is not None else None,
-        currency=priced.currency,
-        proration_behavior=behavior,
-        due_today=priced.due_today,
-        next_invoice_amount=priced.next_invoice_amount,
-        next_invoice_date=priced.next_invoice_date,
-        recurring_amount=priced.recurring_amount,
-        lines=priced.lines,
-        token=token,
     )
 
 
@@ -374,37 +320,21 @@ def _seat_change(
     return target, plan, seats
 
 
-def confirm_seats(
-    billable: Billable,
-    token: str,
-    *,
-    quantity: str | None = None,
-    subscription_id: str | None = None,
-) -> Any:
+def confirm_seats(billable: Billable, token: str, posted: Mapping[str, str | None]) -> Any:
     """Apply the seat change that ``token`` (from :func:`preview_seats`) describes.
 
-    A posted ``quantity`` or ``subscription`` that differs from the preview is a 400; a
-    subscription whose price or seats changed since the preview is a 409; the seats in use
-    are checked again. A double submit of the same preview is one change.
+    The form's ``quantity`` or ``subscription`` in ``posted`` (``None`` when not posted)
+    that differs from the preview is a 400; a subscription whose price or seats changed
+    since the preview is a 409; the seats in use are checked again. A double submit of
+    the same preview is one change.
     """
-    shown = _load_preview(token, _SEATS_SALT)
-    if quantity is not None and quantity != str(shown["quantity"]):
-        raise OperationRefused("The form does not match the preview; preview the change again.")
-    if subscription_id is not None and subscription_id != shown["sub"]:
-        raise OperationRefused("The form does not match the preview; preview the change again.")
+    shown = _load_preview(token, _SEATS_SALT, posted)
     target = load_target(billable, shown["sub"])
     unchanged = (target.item["id"], target.price_id) == (shown["item"], shown["price"])
     if not unchanged or _quantity_of(target) not in (shown["from"], shown["quantity"]):
         raise OperationConflict("The subscription changed since the preview; preview it again.")
     check_seats(billable, _seat_plan(target), shown["quantity"])
-    return SubscriptionsFacade.for_app().set_quantity(
-        target.subscription_id,
-        item_id=shown["item"],
-        quantity=shown["quantity"],
-        proration_behavior=shown["behavior"],
-        proration_date=shown["date"],
-        scope=shown["nonce"],
-    )
+    return _apply(SubscriptionsFacade.for_app().set_quantity, shown, quantity=shown["quantity"])
 
 
 # -- cancel, resume, pause ---------------------------------------------------------------------
@@ -459,15 +389,59 @@ def unpause(billable: Billable, subscription_id: str | None, token: str | None =
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _sign_preview(salt: str, proration_date: int, behavior: str, shown: dict[str, Any]) -> str:
-    """A signed token for a previewed change: what was shown, the proration date
-    (unix seconds) and behavior it was priced with, and a nonce."""
-    payload = {**shown, "date": proration_date, "behavior": behavior}
-    payload["nonce"] = secrets.token_urlsafe(12)
-    return serializer(salt, signs="plan and seat previews").dumps(payload)
+def _previewed(
+    kind: type[PreviewT],
+    target: Target,
+    price_id: str,
+    price_unit_amount: int | None,
+    quantity: int,
+    salt: str,
+    shown: dict[str, Any],
+    **details: Any,
+) -> PreviewT:
+    """Stripe's preview of the plan item at ``price_id`` × ``quantity`` as a ``kind``, with
+    a token signing what was shown (``shown`` plus the subscription, item, price and
+    quantity), the proration date (unix seconds), the behavior and a nonce."""
+    behavior = get_state().config.proration_behavior
+    proration_date = _proration_date(target)
+    priced = _price_change(target, price_id, price_unit_amount, quantity, behavior, proration_date)
+    signed = {
+        **shown,
+        "sub": target.subscription_id,
+        "item": target.item["id"],
+        "price": price_id,
+        "quantity": quantity,
+        "date": proration_date,
+        "behavior": behavior,
+        "nonce": secrets.token_urlsafe(12),
+    }
+    return kind(
+        **{field.name: getattr(priced, field.name) for field in fields(PricedChange)},
+        **details,
+        subscription_id=target.subscription_id,
+        proration_behavior=behavior,
+        proration_date=proration_date,
+        quantity=quantity,
+        token=serializer(salt, signs="plan and seat previews").dumps(signed),
+    )
 
 
-def _load_preview(token: str, salt: str) -> dict[str, Any]:
+def _apply(change: Callable[..., Any], shown: dict[str, Any], **item: Any) -> Any:
+    """Send the previewed item change with the proration it was priced with; the preview's
+    nonce scopes the idempotency key, so a double submit is one change."""
+    return change(
+        shown["sub"],
+        item_id=shown["item"],
+        **item,
+        proration_behavior=shown["behavior"],
+        proration_date=shown["date"],
+        scope=shown["nonce"],
+    )
+
+
+def _load_preview(token: str, salt: str, posted: Mapping[str, str | None]) -> dict[str, Any]:
+    """What the preview ``token`` showed; refused when expired, altered, or when a posted
+    form field (``plan``, ``interval``, ``quantity``, ``subscription``) says otherwise."""
     try:
         shown: dict[str, Any] = serializer(salt, signs="plan and seat previews").loads(
             token, max_age=PREVIEW_MAX_AGE
@@ -478,6 +452,9 @@ def _load_preview(token: str, salt: str) -> dict[str, Any]:
         raise OperationRefused(
             "The preview is missing or was altered; preview the change again."
         ) from None
+    for name, value in posted.items():
+        if value is not None and value != str(shown[_SHOWN_KEYS.get(name, name)]):
+            raise OperationRefused("The form does not match the preview; preview the change again.")
     return shown
 
 

@@ -68,6 +68,16 @@ def _operate(operation: str, run: Callable[..., Any], *args: Any) -> ResponseRet
     return _done(operation, subscription)
 
 
+def _render_preview(template: str, preview: operations.ChangePreview) -> str:
+    """A preview page: ``preview``, ``money(amount)`` in its currency and ``return_url``."""
+    return render_template(
+        template,
+        preview=preview,
+        money=lambda amount: format_amount(amount, preview.currency),
+        return_url=return_url(),
+    )
+
+
 @blueprint.get("/swap")
 def swap_preview() -> str:
     """What moving to ``?plan=…&interval=…`` costs today and next period; a confirm form."""
@@ -82,12 +92,7 @@ def swap_preview() -> str:
             plan,
             request.args.get("interval") or None,
         )
-    return render_template(
-        "lattice/subscription/swap.html",
-        preview=preview,
-        money=lambda amount: format_amount(amount, preview.currency),
-        return_url=return_url(),
-    )
+    return _render_preview("lattice/subscription/swap.html", preview)
 
 
 @blueprint.post("/swap")
@@ -100,13 +105,8 @@ def swap_confirm() -> ResponseReturnValue:
     if token is None:
         raise BillingHTTPError("The preview is missing; preview the change first.")
     with stripe_errors():
-        subscription = operations.confirm_swap(
-            billable,
-            token,
-            plan_key=_form("plan"),
-            interval=_form("interval"),
-            subscription_id=_form("subscription"),
-        )
+        posted = {name: _form(name) for name in ("plan", "interval", "subscription")}
+        subscription = operations.confirm_swap(billable, token, posted)
     return _done("swap", subscription)
 
 
@@ -120,12 +120,7 @@ def seats_preview() -> str:
             request.args.get("subscription") or None,
             request.args.get("quantity", ""),
         )
-    return render_template(
-        "lattice/subscription/seats.html",
-        preview=preview,
-        money=lambda amount: format_amount(amount, preview.currency),
-        return_url=return_url(),
-    )
+    return _render_preview("lattice/subscription/seats.html", preview)
 
 
 @blueprint.post("/quantity")
@@ -144,9 +139,8 @@ def quantity() -> ResponseReturnValue:
             )
             target = url_for(".seats_preview", quantity=seats, subscription=subscription)
             return redirect(target, code=303)
-        changed = operations.confirm_seats(
-            billable, token, quantity=_form("quantity"), subscription_id=subscription
-        )
+        posted = {"quantity": _form("quantity"), "subscription": subscription}
+        changed = operations.confirm_seats(billable, token, posted)
     return _done("quantity", changed)
 
 

@@ -237,12 +237,7 @@ class Projector:
 
     def customer(self, customer_id: str, payload: JSON | None, *, deleted: bool = False) -> None:
         """Project a customer: contact details, the billable link, deletion."""
-        row = self.session.scalars(
-            sa.select(Customer)
-            .where(Customer.stripe_customer_id == customer_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        row = self._locked_customer(customer_id)
         decision = self.decide(row, payload, "customer")
         if decision == "skip" or (row is not None and self._stale_for_sync(row, False)):
             return
@@ -279,18 +274,22 @@ class Projector:
         row.livemode = bool(obj.get("livemode", row.livemode))
         self._advance(row)
 
+    def _locked_customer(self, customer_id: str) -> Customer | None:
+        """The customer's row, locked for this transaction and freshly read."""
+        return self.session.scalars(
+            sa.select(Customer)
+            .where(Customer.stripe_customer_id == customer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+
     def customer_gone(self, customer_id: str) -> None:
         """The customer no longer exists in Stripe (deleted, or unknown to this key).
 
         Its row is marked deleted (the billable's next checkout creates a new customer)
         and its subscriptions end locally now, so access ends at once.
         """
-        row = self.session.scalars(
-            sa.select(Customer)
-            .where(Customer.stripe_customer_id == customer_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        row = self._locked_customer(customer_id)
         if row is not None:
             row.deleted = True
             self._advance(row)
@@ -336,6 +335,22 @@ class Projector:
             "source": source,
         }
         self.notices.append(_signal(signals.ownership_conflict, details))
+
+    def notify_about(
+        self, row: Subscription | Invoice, signal: NamedSignal, **details: Any
+    ) -> None:
+        """Send ``signal`` after the commit with the row's ``billable_key`` and
+        ``subscription_id`` (Stripe's ``sub_…``) and ``details``."""
+        self.notices.append(
+            _signal(
+                signal,
+                {
+                    "billable_key": row.billable_key,
+                    "subscription_id": row.stripe_subscription_id,
+                    **details,
+                },
+            )
+        )
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -430,15 +445,14 @@ class Projector:
     def _notify_subscription_changed(
         self, row: Subscription, old: tuple[str | None, str | None]
     ) -> None:
-        details = {
-            "billable_key": row.billable_key,
-            "subscription_id": row.stripe_subscription_id,
-            "old_status": old[0],
-            "new_status": row.status,
-            "old_plan": old[1],
-            "new_plan": row.plan_key,
-        }
-        self.notices.append(_signal(signals.subscription_changed, details))
+        self.notify_about(
+            row,
+            signals.subscription_changed,
+            old_status=old[0],
+            new_status=row.status,
+            old_plan=old[1],
+            new_plan=row.plan_key,
+        )
 
     # -- invoices ---------------------------------------------------------------------
 
@@ -736,12 +750,7 @@ def _on_trial_will_end(projector: Projector, event: JSON) -> None:
     row = projector.subscription(obj["id"], obj)
     if row is None or row.status != "trialing":
         return
-    details = {
-        "billable_key": row.billable_key,
-        "subscription_id": row.stripe_subscription_id,
-        "trial_end": row.trial_end,
-    }
-    projector.notices.append(_signal(signals.trial_will_end, details))
+    projector.notify_about(row, signals.trial_will_end, trial_end=row.trial_end)
 
 
 def _on_invoice(projector: Projector, event: JSON) -> None:
@@ -753,14 +762,13 @@ def _on_invoice(projector: Projector, event: JSON) -> None:
             subscription_id, None, customer_id=_id_of(obj["customer"]), refetch=True
         )
     if event["type"] == "invoice.payment_failed" and row is not None and row.status != "paid":
-        details = {
-            "billable_key": row.billable_key,
-            "customer_id": row.stripe_customer_id,
-            "invoice_id": row.stripe_invoice_id,
-            "subscription_id": row.stripe_subscription_id,
-            "hosted_invoice_url": row.hosted_invoice_url,
-        }
-        projector.notices.append(_signal(signals.payment_failed, details))
+        projector.notify_about(
+            row,
+            signals.payment_failed,
+            customer_id=row.stripe_customer_id,
+            invoice_id=row.stripe_invoice_id,
+            hosted_invoice_url=row.hosted_invoice_url,
+        )
 
 
 def _on_invoice_change(projector: Projector, event: JSON) -> None:
