@@ -1,8 +1,9 @@
 """A renewal storm: N subscriptions renew in one sandbox clock advance, under Stripe's limits.
 
 The sandbox renews every subscription at once; its events are posted to the app's webhook
-route (a backlog), then K ``flask lattice worker`` processes (forking, the production mode)
-drain the queue, and the run ends when every local subscription and invoice row matches
+route (a backlog), then K workers drain the queue (``--worker-mode processes``, the default:
+one ``flask lattice worker --processes K``, the production mode; ``forking``: K forking
+``flask lattice worker`` processes), and the run ends when every local subscription and invoice row matches
 the sandbox and no event is waiting. The sandbox answers 429 (with
 ``Stripe-Should-Retry: true``) above Stripe's test-mode limits (``set_rate_limit``): 25
 requests per second overall and 25 per endpoint. The app meters its own reads at
@@ -15,6 +16,7 @@ per event, 429s seen, failed events, the time until every row matched Stripe and
 no event was waiting (the drain time), and the ratios.
 
     python -m bench.storm [--subscriptions 2000] [--baseline-workers 4] [--timeout 3600]
+                          [--worker-mode processes|forking]
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ def _run(
     base: dict[str, Any],
     workdir: Path,
     timeout: float,
+    mode: str,
 ) -> Result:
     database = workdir / f"{name}.db"
     shutil.copy(workdir / "prestorm.db", database)
@@ -210,7 +213,11 @@ def _run(
     connection = Redis.from_url(base["LATTICE_REDIS_URL"])
     suspend(connection)
     command = [sys.executable, "-m", "flask", "lattice", "worker"]
-    processes = [_process(command, env, workdir / f"{name}-{n}.log") for n in range(workers)]
+    if mode == "processes":
+        pool = [*command, "--processes", str(workers)]
+        processes = [_process(pool, env, workdir / f"{name}-pool.log")]
+    else:
+        processes = [_process(command, env, workdir / f"{name}-{n}.log") for n in range(workers)]
     for process in processes:
         process.__enter__()
     try:
@@ -248,6 +255,13 @@ def main() -> None:
     parser.add_argument("--baseline-workers", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument(
+        "--worker-mode",
+        choices=("processes", "forking"),
+        default="processes",
+        help="K workers as one `flask lattice worker --processes K` (default), or as K "
+        "forking `flask lattice worker` processes",
+    )
     options = parser.parse_args()
 
     from flask_lattice.sandbox import StripeSandbox
@@ -292,9 +306,10 @@ def main() -> None:
                         base,
                         workdir,
                         options.timeout,
+                        options.worker_mode,
                     )
                 )
-    _report(options.subscriptions, results)
+    _report(options.subscriptions, options.worker_mode, results)
 
 
 def _prestorm(sandbox: Any, base: dict[str, Any], workdir: Path) -> None:
@@ -312,9 +327,10 @@ def _prestorm(sandbox: Any, base: dict[str, Any], workdir: Path) -> None:
         app.extensions["sqlalchemy"].engine.dispose()
 
 
-def _report(subscriptions: int, results: list[Result]) -> None:
+def _report(subscriptions: int, mode: str, results: list[Result]) -> None:
     print(f"\nrenewal storm: {subscriptions} subscriptions, sandbox at Stripe's test-mode limits "
-          f"({TEST_MODE_LIMIT:g}/s overall and per endpoint), reads metered at {READ_RATE:g}/s")  # fmt: skip
+          f"({TEST_MODE_LIMIT:g}/s overall and per endpoint), reads metered at {READ_RATE:g}/s, "
+          f"workers: {mode}")  # fmt: skip
     print(f"{'policy':<14}{'workers':>8}{'events':>8}{'rows match s':>14}{'drained s':>11}"
           f"{'events/s':>10}{'reads/event':>13}{'429s':>7}{'failed':>8}")  # fmt: skip
     for r in results:

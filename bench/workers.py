@@ -1,6 +1,6 @@
 """Worker throughput in one run: bare RQ workers running no-op jobs next to the lattice worker.
 
-Four rows, each a fresh worker process started with ``--burst`` on a queue of N jobs
+Six rows, each a fresh worker process started with ``--burst`` on a queue of N jobs
 (process start included):
 
 * bare RQ forking ``Worker`` (``rq worker``) running a no-op job;
@@ -9,7 +9,8 @@ Four rows, each a fresh worker process started with ``--burst`` on a queue of N 
   whole object, so no Stripe read);
 * bare RQ ``SimpleWorker`` running the no-op job;
 * ``flask lattice worker --simple``;
-* ``flask lattice worker --processes 2`` (RQ's worker pool), when N allows.
+* bare RQ ``worker-pool`` of two ``SimpleWorker`` processes running the no-op job;
+* ``flask lattice worker --processes 2`` (the same pool of lattice workers).
 
 Targets: forking lattice ≥ 0.5× bare forking; ``--simple`` ≥ 0.5× bare ``SimpleWorker``.
 
@@ -47,13 +48,17 @@ TARGET = 0.5
 BARE_QUEUE = "bench-bare"
 
 
-def _bare(redis_url: str, jobs: int, simple: bool, workdir: Path) -> float:
+def _bare(
+    redis_url: str, jobs: int, simple: bool, workdir: Path, processes: int | None = None
+) -> float:
     connection = Redis.from_url(redis_url)
     queue = Queue(BARE_QUEUE, connection=connection)
     queue.empty()  # type: ignore[no-untyped-call]
     for _ in range(jobs):
         queue.enqueue("bench.noop.noop")
     command = [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", redis_url, "-q"]
+    if processes is not None:
+        command[3:4] = ["worker-pool", "--num-workers", str(processes)]
     if simple:
         command += ["-w", "rq.worker.SimpleWorker"]
     started = time.perf_counter()
@@ -146,6 +151,8 @@ def main() -> None:
                 "lattice forking": _lattice(app, events, [], env, workdir),
                 "bare SimpleWorker": _bare(redis_url, options.jobs, True, workdir),
                 "lattice --simple": _lattice(app, events, ["--simple"], env, workdir),
+                "bare pool of 2 simple": _bare(redis_url, options.jobs, True, workdir, 2),
+                "lattice --processes 2": _lattice(app, events, ["--processes", "2"], env, workdir),
             }
     kind = database_url.split(":")[0]
     print(f"{options.jobs} jobs per worker, {kind}, one worker process including its start")

@@ -52,11 +52,30 @@ EVENT_STATUSES = [status.value for status in EventStatus]
     help="Run jobs in this process instead of a forked work horse per job: several "
     "times faster, less isolated (see the workers documentation).",
 )
-def worker(burst: bool, name: str | None, job_monitoring_interval: int, simple: bool) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Run this many worker processes under one supervisor (RQ's worker pool). Each "
+    "runs its jobs in its own process, one after another; the supervisor replaces a "
+    "process that dies.",
+)
+def worker(
+    burst: bool,
+    name: str | None,
+    job_monitoring_interval: int,
+    simple: bool,
+    processes: int | None,
+) -> None:
     """Run an RQ worker for the lattice queue (with RQ's scheduler, for retries)."""
-    from .webhooks.worker import build_worker
+    from .webhooks.worker import build_worker, run_pool
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if processes is not None:
+        if name is not None:
+            raise click.UsageError("--name names one worker; --processes names its workers itself")
+        run_pool(app, processes, burst=burst, job_monitoring_interval=job_monitoring_interval)
+        return
     built = build_worker(
         app, simple=simple, name=name, job_monitoring_interval=job_monitoring_interval
     )

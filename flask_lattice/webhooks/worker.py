@@ -18,6 +18,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.utils import import_attribute
 from rq.worker.base import BaseWorker
+from rq.worker_pool import WorkerPool
 
 from .. import revenue
 from ..models import utcnow
@@ -113,9 +114,7 @@ class LatticeWorker(_LatticeMixin, Worker):
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """The forked child: drop the database connections inherited from the parent."""
-        with self.app.app_context():
-            for engine in get_state(self.app).db.engines.values():
-                engine.dispose(close=False)
+        _drop_inherited_connections(self.app)
         super().main_work_horse(job, queue)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
@@ -147,6 +146,54 @@ class LatticeSimpleWorker(_LatticeMixin, SimpleWorker):
         """Listen for RQ's commands, except in burst mode."""
         if not self._burst:
             super().subscribe()  # type: ignore[no-untyped-call]
+
+
+def run_pool(
+    app: Flask, processes: int, *, burst: bool = False, job_monitoring_interval: int = 10
+) -> None:
+    """Run ``processes`` lattice workers under RQ's ``WorkerPool`` until stopped.
+
+    Each worker is a process of its own that runs its jobs one after another, in-process
+    (as :class:`LatticeSimpleWorker` does), so connections and caches live from one job to
+    the next. A job that crashes its process takes only that process: the pool starts
+    another in its place (except in ``burst`` mode, where it only waits for the others to
+    empty the queue), and the job is retried once its heartbeat has expired.
+    ``SIGTERM`` or ``SIGINT`` stops every worker after its current job.
+    """
+    pool = WorkerPool(
+        [queue.queue(app)],
+        connection=queue.redis_connection(app),
+        num_workers=processes,
+        worker_class=_pool_worker_class(app, job_monitoring_interval),
+    )
+    pool.start(burst=burst, logging_level="INFO")
+
+
+def _pool_worker_class(app: Flask, job_monitoring_interval: int) -> type[LatticeSimpleWorker]:
+    """A worker class that ``WorkerPool`` can build with its own arguments (queues, name,
+    connection…): it adds ``app`` and the lattice worker's settings."""
+    drain_interval = get_state(app).config.drain_interval
+
+    class LatticePoolWorker(LatticeSimpleWorker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            _drop_inherited_connections(app)  # forked from the pool's process
+            super().__init__(
+                *args,
+                app=app,
+                maintenance_interval=drain_interval,
+                job_monitoring_interval=job_monitoring_interval,
+                **kwargs,
+            )
+
+    return LatticePoolWorker
+
+
+def _drop_inherited_connections(app: Flask) -> None:
+    """In a process forked from one that used the database: forget the parent's pooled
+    connections without closing them (they are the parent's), so this one opens its own."""
+    with app.app_context():
+        for engine in get_state(app).db.engines.values():
+            engine.dispose(close=False)
 
 
 def live_workers(app: Flask | None = None) -> list[BaseWorker]:

@@ -152,17 +152,29 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(10)
 
 
+def _signup_with_a_slow_handler(
+    app: Flask, sandbox: Any, billable_key: str, folder: Path
+) -> tuple[dict[str, str], str, Path, dict[str, str]]:
+    """Sign ``billable_key`` up and deliver the events (not yet processed). Returns the
+    signup's ids, the ``checkout.session.completed`` event's id, the file (in ``folder``)
+    where a worker started with the returned environment writes the pid of the process
+    that runs that event's slow handler, and that environment."""
+    ids = signup(sandbox, billable_key)
+    events = [event for event in sandbox.events if event["type"] != "price.created"]
+    deliver(app.test_client(), events, sandbox.webhook_secret)
+    (slow_event,) = [e["id"] for e in events if e["type"] == "checkout.session.completed"]
+    pid_file = folder / "handler.pids"
+    env = {SLOW_EVENT_ENV: "checkout.session.completed", PID_FILE_ENV: str(pid_file)}
+    return ids, slow_event, pid_file, env
+
+
 def test_a_worker_killed_mid_job_is_retried_and_the_event_ends_processed_once(
     app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
 ) -> None:
     app = app_factory(sandbox=sandbox, LATTICE_DRAIN_INTERVAL=1)
-    ids = signup(sandbox, "user:killed")
-    events = [event for event in sandbox.events if event["type"] != "price.created"]
-    deliver(app.test_client(), events, sandbox.webhook_secret)
-    (slow_event,) = [e["id"] for e in events if e["type"] == "checkout.session.completed"]
-
-    pid_file = tmp_path / "handler.pids"
-    env = {SLOW_EVENT_ENV: "checkout.session.completed", PID_FILE_ENV: str(pid_file)}
+    ids, slow_event, pid_file, env = _signup_with_a_slow_handler(
+        app, sandbox, "user:killed", tmp_path
+    )
     log = tmp_path / "worker.log"
     first = start_worker(app, log, "--job-monitoring-interval", "1", **env)
     try:
@@ -247,12 +259,9 @@ def test_a_worker_runs_jobs_in_a_work_horse_or_with_simple_in_its_own_process(
     app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path, simple: bool
 ) -> None:
     app = app_factory(sandbox=sandbox)
-    ids = signup(sandbox, f"user:simple-{simple}")
-    events = [event for event in sandbox.events if event["type"] != "price.created"]
-    deliver(app.test_client(), events, sandbox.webhook_secret)
-
-    pid_file = tmp_path / "handler.pids"
-    env = {SLOW_EVENT_ENV: "checkout.session.completed", PID_FILE_ENV: str(pid_file)}
+    ids, _, pid_file, env = _signup_with_a_slow_handler(
+        app, sandbox, f"user:simple-{simple}", tmp_path
+    )
     flags = ["--burst", "--simple"] if simple else ["--burst"]
     worker = start_worker(app, tmp_path / "worker.log", *flags, **env)
     try:
@@ -264,3 +273,56 @@ def test_a_worker_runs_jobs_in_a_work_horse_or_with_simple_in_its_own_process(
     assert {status for status, _ in event_statuses(app).values()} <= {"processed", "ignored"}
     row = subscription_row(app, ids["subscription"])
     assert (row.status, row.plan_key) == ("active", "pro")
+
+
+def test_a_pool_of_processes_works_the_queue_and_replaces_a_process_that_dies(
+    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+) -> None:
+    app = app_factory(sandbox=sandbox)
+    ids, slow_event, pid_file, env = _signup_with_a_slow_handler(
+        app, sandbox, "user:pool", tmp_path
+    )
+    pool = start_worker(app, tmp_path / "pool.log", "--processes", "2", **env)
+    try:
+        with app.app_context():
+            lattice_queue = queue.queue(app)
+        wait_for(pid_file.exists, 60, "the slow handler to start")
+        member = int(pid_file.read_text().split()[0])
+        assert member != pool.pid, "jobs run in the pool's worker processes"
+        wait_for(lambda: len(Worker.all(queue=lattice_queue)) == 2, 30, "both workers")
+        # The job crashes its process: the other process goes on with the queue, and the
+        # pool starts a third to take the dead one's place.
+        os.kill(member, signal.SIGKILL)
+        wait_for(
+            lambda: all(
+                status != "received"
+                for event_id, (status, _) in event_statuses(app).items()
+                if event_id != slow_event
+            ),
+            60,
+            "the other events",
+        )
+        wait_for(lambda: len(Worker.all(queue=lattice_queue)) == 3, 30, "a replacement")
+    finally:
+        _stop(pool)
+    assert pool.returncode == 0
+    statuses = event_statuses(app)
+    # The crashed job is retried once its heartbeat expires (about the job timeout).
+    assert statuses.pop(slow_event) == ("received", 1)
+    assert all(attempts == 1 for _, attempts in statuses.values()), statuses
+    assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}
+    row = subscription_row(app, ids["subscription"])
+    assert (row.status, row.plan_key) == ("active", "pro")
+
+
+def test_processes_and_a_worker_name_cannot_be_combined(
+    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+) -> None:
+    app = app_factory(sandbox=sandbox)
+    log = tmp_path / "pool.log"
+    worker = start_worker(app, log, "--processes", "2", "--name", "one")
+    try:
+        assert worker.wait(60) == 2
+    finally:
+        _kill_group(worker)
+    assert "--name names one worker; --processes names its workers itself" in log.read_text()
