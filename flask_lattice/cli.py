@@ -43,8 +43,9 @@ EVENT_STATUSES = [status.value for status in EventStatus]
     default=10,
     show_default=True,
     type=click.IntRange(1, 600),
-    help="Seconds between heartbeats of a running job; a job whose worker died is "
-    "retried about 10 seconds after its last heartbeat.",
+    help="Seconds between heartbeats of a running job in a forking worker; a job whose "
+    "forking worker died is retried about 10 seconds after its last heartbeat (with "
+    "--simple or --processes, once the job's timeout plus 60 s has passed).",
 )
 @click.option(
     "--simple",
@@ -57,8 +58,9 @@ EVENT_STATUSES = [status.value for status in EventStatus]
     type=click.IntRange(1, 256),
     default=None,
     help="Run this many worker processes under one supervisor (RQ's worker pool). Each "
-    "runs its jobs in its own process, one after another; the supervisor replaces a "
-    "process that dies.",
+    "runs its jobs in its own process, one after another (as with --simple, which it "
+    "implies); the supervisor replaces a process that dies. With --burst, exits 1 if a "
+    "worker process ended with an error.",
 )
 def worker(
     burst: bool,
@@ -71,10 +73,23 @@ def worker(
     from .webhooks.worker import build_worker, run_pool
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if processes is not None and name is not None:
+        raise click.UsageError("--name names one worker; --processes names its workers itself")
+    try:
+        queue.redis_connection(app).ping()
+    except RedisError as error:
+        raise click.ClickException(
+            f"Redis is not reachable ({queue.redis_location(app)}): {error}"
+        ) from None
     if processes is not None:
-        if name is not None:
-            raise click.UsageError("--name names one worker; --processes names its workers itself")
-        run_pool(app, processes, burst=burst, job_monitoring_interval=job_monitoring_interval)
+        failed = run_pool(
+            app, processes, burst=burst, job_monitoring_interval=job_monitoring_interval
+        )
+        if burst and failed:
+            raise click.ClickException(
+                f"{failed} worker process(es) ended with an error (see the log above); "
+                "their jobs are retried once their heartbeats expire"
+            )
         return
     built = build_worker(
         app, simple=simple, name=name, job_monitoring_interval=job_monitoring_interval
@@ -348,7 +363,7 @@ def _check_catalog() -> Check:
 )
 def _check_redis() -> Check:
     queue.redis_connection().ping()
-    return Check(True, "Redis answers")
+    return Check(True, f"Redis answers ({queue.redis_location()})")
 
 
 @_fails_on(sa.exc.SQLAlchemyError, "cannot reach the database", "check the database URL")
@@ -373,7 +388,9 @@ def _check_workers() -> Check:
             "no worker listens on the lattice queue: events are stored but not processed",
             "run `flask lattice worker` (one or more, under a process supervisor)",
         )
-    return Check(True, f"{len(found)} worker(s) alive")
+    # A worker killed outright stays registered until its key expires (minutes); the
+    # heartbeat check below tells live ones apart.
+    return Check(True, f"{len(found)} worker(s) registered")
 
 
 @_fails_on(RedisError, "cannot read heartbeats", _AFTER_REDIS)
@@ -409,7 +426,9 @@ def _check_stuck_events() -> Check:
             False,
             f"{count} event(s) still 'received' after more than a drain interval "
             f"({interval} s); oldest {oldest}",
-            "start a worker (`flask lattice worker`); `flask lattice events --status received` "
+            "start a worker (`flask lattice worker`) if none runs; an event whose worker "
+            "died is retried once that job's heartbeat expires (up to the job timeout plus "
+            "60 s with --simple or --processes); `flask lattice events --status received` "
             "lists them",
         )
     return Check(True, "no event waits longer than a drain interval")

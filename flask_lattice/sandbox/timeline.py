@@ -8,7 +8,7 @@ A renewal follows Stripe's timeline (docs.stripe.com/billing/subscriptions/overv
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import billing
 from .clock import DAY
@@ -139,8 +139,13 @@ def _retry(core: SandboxCore, sub: JSON, at: int) -> None:
             return
 
 
-def next_step(core: SandboxCore, sub: JSON) -> tuple[int, int, Action] | None:
-    """The earliest thing due for ``sub``: ``(time, priority, action)``, or None."""
+def next_step(
+    core: SandboxCore, sub: JSON, invoices: Sequence[JSON]
+) -> tuple[int, int, Action] | None:
+    """The earliest thing due for ``sub``: ``(time, priority, action)``, or None.
+
+    ``invoices`` are the subscription's invoices (:func:`invoices_by_subscription`).
+    """
     status = sub["status"]
     if status in ("canceled", "incomplete_expired", "paused"):
         return None
@@ -157,15 +162,16 @@ def next_step(core: SandboxCore, sub: JSON) -> tuple[int, int, Action] | None:
         steps.append((upcoming, 1, _upcoming))
     steps.extend(
         (invoice["automatically_finalizes_at"], 3, _finalize_due)
-        for invoice in drafts_due(core, sub)
+        for invoice in invoices
+        if invoice["status"] == "draft" and invoice["automatically_finalizes_at"] is not None
     )
     resumes = (sub["pause_collection"] or {}).get("resumes_at")
     if resumes:
         steps.append((resumes, 2, _resume_collection))
     steps.extend(
         (invoice["next_payment_attempt"], 3, _retry)
-        for invoice in billing.open_invoices(core, sub)
-        if invoice["next_payment_attempt"] is not None
+        for invoice in invoices
+        if invoice["status"] == "open" and invoice["next_payment_attempt"] is not None
     )
     steps.append((billing.period_of(sub)[1], 4, renew))
     return min(steps, key=lambda step: (step[0], step[1]))
@@ -176,12 +182,26 @@ def _expire_session(core: SandboxCore, session: JSON, at: int) -> None:
     emit(core, "checkout.session.expired", session, at=at)
 
 
+def invoices_by_subscription(core: SandboxCore) -> dict[str, list[JSON]]:
+    """Every invoice that bills a subscription, grouped by the subscription's id: one pass
+    over the invoices, so a step of :func:`run_until` does not scan them once per
+    subscription."""
+    grouped: dict[str, list[JSON]] = {}
+    for invoice in core.store.all("invoice"):
+        sub = billing.invoice_subscription(core, invoice)
+        if sub is not None:
+            grouped.setdefault(sub["id"], []).append(invoice)
+    return grouped
+
+
 def run_until(core: SandboxCore, target: int, clock_id: str | None) -> None:
     """Process everything due up to ``target`` for objects on ``clock_id`` (None: no clock)."""
     while True:
         due: list[tuple[int, int, str, Action, JSON]] = []
+        invoices = invoices_by_subscription(core)
         for sub in core.store.objects.get("subscription", {}).values():
-            if sub["test_clock"] == clock_id and (step := next_step(core, sub)):
+            mine = invoices.get(sub["id"], [])
+            if sub["test_clock"] == clock_id and (step := next_step(core, sub, mine)):
                 due.append((step[0], step[1], sub["id"], step[2], sub))
         for session in core.store.objects.get("checkout.session", {}).values():
             customer = core.store.find(session["customer"] or "")

@@ -24,6 +24,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -88,6 +89,21 @@ def redis_connection(app: Flask | None = None) -> Redis[bytes]:
             if state.redis is None:
                 state.redis = _connect(state.config.redis_url, target.instance_path)
     return state.redis
+
+
+def redis_location(app: Flask | None = None) -> str:
+    """Which Redis the app uses, for messages: ``LATTICE_REDIS_URL`` without its
+    password, or the embedded Redis of the instance folder."""
+    target: Flask = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+    url = get_state(target).config.redis_url
+    if not url:
+        return f"the embedded Redis of {target.instance_path} (LATTICE_REDIS_URL is not set)"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def _connect(url: str | None, instance_path: str) -> Redis[bytes]:

@@ -8,17 +8,25 @@ locks and the watermarks make every job safe to run twice or side by side.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Flask
 from rq import SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import import_attribute
 from rq.worker.base import BaseWorker
-from rq.worker_pool import WorkerPool
+from rq.worker_pool import WorkerData, WorkerPool
 
 from .. import revenue
 from ..models import utcnow
@@ -36,6 +44,9 @@ DRAIN_MIN_AGE = 10.0
 HEARTBEAT_GRACE = 60.0
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 class _LatticeMixin:
     """What both worker classes add to RQ: the app, per-job contexts and the drain."""
 
@@ -43,6 +54,7 @@ class _LatticeMixin:
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         """Work the queue, after enqueueing what this process's web side handed over."""
+        end_children_with_this_process()
         queue.flush_enqueued(self.app)
         worked: bool = super().work(*args, **kwargs)  # type: ignore[misc]
         return worked
@@ -52,6 +64,17 @@ class _LatticeMixin:
         with self.app.app_context():
             result: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
         return result
+
+    def subscribe(self) -> None:
+        """Listen for RQ's commands (a thread of redis-py's) with ``SIGINT`` and ``SIGTERM``
+        blocked in that thread: the kernel then always delivers them to the main thread,
+        where they interrupt a waiting dequeue at once. (Taken by the listener, a signal
+        would wait for the dequeue's timeout, and a shutdown could hang that long.)"""
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            super().subscribe()  # type: ignore[misc]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def run_maintenance_tasks(self) -> None:
         """RQ's maintenance (abandoned jobs, the scheduler), the drain, the MRR snapshot."""
@@ -67,23 +90,34 @@ class _LatticeMixin:
         return max(1, min(interval, rq_timeout))
 
     def drain(self) -> None:
-        """Enqueue stored events that never reached the queue; never stops the worker."""
-        try:
-            with self.app.app_context():
-                queue.drain(self.app, min_age=DRAIN_MIN_AGE)
-        except Exception:
-            log.exception("drain failed; the next one retries")
+        """Enqueue stored events that never reached the queue; a failure never stops the
+        worker (a shutdown request does)."""
+        with self.app.app_context(), _logged_failure("drain failed; the next one retries"):
+            queue.drain(self.app, min_age=DRAIN_MIN_AGE)
 
     def snapshot_revenue(self) -> None:
         """Bring every subscription's MRR up to date, and record today's MRR snapshot
-        once per UTC day; never stops the worker."""
-        try:
-            with self.app.app_context():
-                session = get_state(self.app).db.session
-                revenue.refresh_positions(session)
-                revenue.take_daily_snapshot(session)
-        except Exception:
-            log.exception("MRR snapshot failed; the next tick retries")
+        once per UTC day; a failure never stops the worker (a shutdown request does)."""
+        with (
+            self.app.app_context(),
+            _logged_failure("MRR snapshot failed; the next tick retries"),
+        ):
+            session = get_state(self.app).db.session
+            revenue.refresh_positions(session)
+            revenue.take_daily_snapshot(session)
+
+
+@contextlib.contextmanager
+def _logged_failure(message: str) -> Iterator[None]:
+    """Log an exception with ``message`` and carry on, except RQ's ``StopRequested``: a
+    ``SIGTERM`` or ``SIGINT`` to an idle worker raises it wherever the worker is, and it
+    must reach RQ's loop for the worker to shut down."""
+    try:
+        yield
+    except StopRequested:
+        raise
+    except Exception:
+        log.exception(message)
 
 
 class LatticeWorker(_LatticeMixin, Worker):
@@ -145,37 +179,64 @@ class LatticeSimpleWorker(_LatticeMixin, SimpleWorker):
     def subscribe(self) -> None:
         """Listen for RQ's commands, except in burst mode."""
         if not self._burst:
-            super().subscribe()  # type: ignore[no-untyped-call]
+            super().subscribe()
 
 
 def run_pool(
     app: Flask, processes: int, *, burst: bool = False, job_monitoring_interval: int = 10
-) -> None:
-    """Run ``processes`` lattice workers under RQ's ``WorkerPool`` until stopped.
+) -> int:
+    """Run ``processes`` lattice workers under RQ's ``WorkerPool`` until stopped; returns
+    how many worker processes ended with an error (killed, or an exception).
 
     Each worker is a process of its own that runs its jobs one after another, in-process
     (as :class:`LatticeSimpleWorker` does), so connections and caches live from one job to
     the next. A job that crashes its process takes only that process: the pool starts
     another in its place (except in ``burst`` mode, where it only waits for the others to
     empty the queue), and the job is retried once its heartbeat has expired.
-    ``SIGTERM`` or ``SIGINT`` stops every worker after its current job.
+    ``SIGTERM`` or ``SIGINT`` stops every worker after its current job; if the pool's own
+    process is killed, its workers get ``SIGTERM`` (on Linux).
     """
-    pool = WorkerPool(
-        [queue.queue(app)],
-        connection=queue.redis_connection(app),
-        num_workers=processes,
-        worker_class=_pool_worker_class(app, job_monitoring_interval),
+    end_children_with_this_process()
+    pool = _LatticePool(
+        [queue.queue(app)], connection=queue.redis_connection(app), num_workers=processes
+    )
+    pool.worker_class = _pool_worker_class(
+        app, job_monitoring_interval, lambda: pool.status is WorkerPool.Status.STOPPED
     )
     pool.start(burst=burst, logging_level="INFO")
+    return pool.failed
 
 
-def _pool_worker_class(app: Flask, job_monitoring_interval: int) -> type[LatticeSimpleWorker]:
+class _LatticePool(WorkerPool):
+    """RQ's worker pool, counting the worker processes that ended with an error."""
+
+    failed = 0
+
+    def handle_dead_worker(self, worker_data: WorkerData) -> None:
+        """Count a worker process whose exit code says it failed, then forget it."""
+        if worker_data.process.exitcode not in (0, None):
+            self.failed += 1
+        super().handle_dead_worker(worker_data)
+
+
+def _pool_worker_class(
+    app: Flask, job_monitoring_interval: int, pool_stopping: Callable[[], bool]
+) -> type[LatticeSimpleWorker]:
     """A worker class that ``WorkerPool`` can build with its own arguments (queues, name,
-    connection…): it adds ``app`` and the lattice worker's settings."""
+    connection…): it adds ``app`` and the lattice worker's settings.
+
+    A worker process starts with the pool's signal handlers, until RQ installs its own just
+    before its loop. A stop signal in between would run the pool's handler here and be
+    lost; instead it is remembered (as is one the pool's handler took, ``pool_stopping``)
+    and the worker stops at the top of its loop.
+    """
     drain_interval = get_state(app).config.drain_interval
 
     class LatticePoolWorker(LatticeSimpleWorker):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._stop_before_loop = pool_stopping()
+            signal.signal(signal.SIGTERM, self._remember_stop)
+            signal.signal(signal.SIGINT, self._remember_stop)
             _drop_inherited_connections(app)  # forked from the pool's process
             super().__init__(
                 *args,
@@ -184,8 +245,40 @@ def _pool_worker_class(app: Flask, job_monitoring_interval: int) -> type[Lattice
                 job_monitoring_interval=job_monitoring_interval,
                 **kwargs,
             )
+            self._stop_requested = self._stop_before_loop or pool_stopping()
+
+        def _remember_stop(self, signum: int, frame: Any) -> None:
+            self._stop_before_loop = self._stop_requested = True
 
     return LatticePoolWorker
+
+
+# ``pid``: the process that is forking, noted just before each fork (see below).
+_forking = SimpleNamespace(pid=0)
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def end_children_with_this_process() -> None:
+    """Make every process this one forks from now on (a work horse, RQ's scheduler, a
+    pool's workers) get ``SIGTERM`` when this one dies, even by ``SIGKILL``, so that none
+    outlives the worker that started it. Linux only (``prctl(PR_SET_PDEATHSIG)``);
+    elsewhere it does nothing. Registered once per process."""
+    if _forking.pid or not sys.platform.startswith("linux"):
+        return
+    _forking.pid = os.getpid()
+    os.register_at_fork(before=_note_forking_pid, after_in_child=_end_with_parent)
+
+
+def _note_forking_pid() -> None:
+    _forking.pid = os.getpid()
+
+
+def _end_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("could not ask to end with the parent process: errno %d", ctypes.get_errno())
+    elif os.getppid() != _forking.pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _drop_inherited_connections(app: Flask) -> None:

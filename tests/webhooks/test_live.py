@@ -326,3 +326,74 @@ def test_processes_and_a_worker_name_cannot_be_combined(
     finally:
         _kill_group(worker)
     assert "--name names one worker; --processes names its workers itself" in log.read_text()
+
+
+def test_a_pool_killed_outright_takes_its_workers_and_scheduler_with_it(
+    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+) -> None:
+    app = app_factory(sandbox=sandbox)
+    pool = start_worker(app, tmp_path / "pool.log", "--processes", "2")
+    try:
+        with app.app_context():
+            lattice_queue = queue.queue(app)
+        wait_for(lambda: len(Worker.all(queue=lattice_queue)) == 2, 30, "both workers")
+        group = _process_group(pool.pid)
+        assert len(group) >= 3, "the pool, two workers and RQ's scheduler"
+        os.kill(pool.pid, signal.SIGKILL)  # not the group: only the pool's own process
+        pool.wait(10)
+        wait_for(lambda: not _process_group(pool.pid), 30, "the workers to end with the pool")
+    finally:
+        _kill_group(pool)
+
+
+def test_a_burst_pool_whose_worker_dies_exits_with_an_error(
+    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+) -> None:
+    app = app_factory(sandbox=sandbox)
+    _, slow_event, pid_file, env = _signup_with_a_slow_handler(
+        app, sandbox, "user:burst-pool", tmp_path
+    )
+    log = tmp_path / "pool.log"
+    pool = start_worker(app, log, "--processes", "2", "--burst", **env)
+    try:
+        wait_for(pid_file.exists, 60, "the slow handler to start")
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        assert pool.wait(60) == 1
+    finally:
+        _kill_group(pool)
+    assert "1 worker process(es) ended with an error" in log.read_text()
+    statuses = event_statuses(app)
+    assert statuses.pop(slow_event) == ("received", 1)
+    assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}
+
+
+@pytest.mark.parametrize("flags", [[], ["--processes", "2"]], ids=["worker", "pool"])
+def test_a_worker_without_redis_says_so_and_exits(
+    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path, flags: list[str]
+) -> None:
+    app = app_factory(sandbox=sandbox, LATTICE_REDIS_URL="redis://:hunter2@127.0.0.1:1/0")
+    log = tmp_path / "worker.log"
+    worker = start_worker(app, log, *flags)
+    try:
+        assert worker.wait(60) == 1
+    finally:
+        _kill_group(worker)
+    output = log.read_text()
+    assert "Redis is not reachable (redis://:***@127.0.0.1:1/0)" in output
+    assert "hunter2" not in output and "Traceback" not in output
+
+
+def _process_group(group: int) -> list[int]:
+    """The live processes of process group ``group`` (zombies excluded)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state != "Z":
+            members.append(int(entry.name))
+    return members
