@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,34 +153,53 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(10)
 
 
-def _signup_with_a_slow_handler(
-    app: Flask, sandbox: Any, billable_key: str, folder: Path
-) -> tuple[dict[str, str], str, Path, dict[str, str]]:
-    """Sign ``billable_key`` up and deliver the events (not yet processed). Returns the
-    signup's ids, the ``checkout.session.completed`` event's id, the file (in ``folder``)
-    where a worker started with the returned environment writes the pid of the process
-    that runs that event's slow handler, and that environment."""
-    ids = signup(sandbox, billable_key)
-    events = [event for event in sandbox.events if event["type"] != "price.created"]
-    deliver(app.test_client(), events, sandbox.webhook_secret)
-    (slow_event,) = [e["id"] for e in events if e["type"] == "checkout.session.completed"]
-    pid_file = folder / "handler.pids"
-    env = {SLOW_EVENT_ENV: "checkout.session.completed", PID_FILE_ENV: str(pid_file)}
-    return ids, slow_event, pid_file, env
+@dataclass(frozen=True)
+class SlowSignup:
+    """A signup whose events are stored and queued, not yet processed. A worker started
+    with ``env`` runs a slow ``checkout.session.completed`` handler (event
+    ``slow_event``) and writes the pid of the process running it to ``pid_file``."""
+
+    app: Flask
+    ids: dict[str, str]
+    slow_event: str
+    pid_file: Path
+    env: dict[str, str]
+
+    def handler_pid(self) -> int:
+        """The pid of the first process that ran the slow handler (waits for it)."""
+        wait_for(self.pid_file.exists, 60, "the slow handler to start")
+        return int(self.pid_file.read_text().split()[0])
+
+
+@pytest.fixture
+def slow_signup(
+    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+) -> Callable[..., SlowSignup]:
+    """``slow_signup(billable_key, **config)``: a host app (with ``config``) and a
+    :class:`SlowSignup` of ``billable_key`` on it."""
+
+    def make(billable_key: str, **config: Any) -> SlowSignup:
+        app = app_factory(sandbox=sandbox, **config)
+        ids = signup(sandbox, billable_key)
+        events = [event for event in sandbox.events if event["type"] != "price.created"]
+        deliver(app.test_client(), events, sandbox.webhook_secret)
+        (slow_event,) = [e["id"] for e in events if e["type"] == "checkout.session.completed"]
+        pid_file = tmp_path / "handler.pids"
+        env = {SLOW_EVENT_ENV: "checkout.session.completed", PID_FILE_ENV: str(pid_file)}
+        return SlowSignup(app, ids, slow_event, pid_file, env)
+
+    return make
 
 
 def test_a_worker_killed_mid_job_is_retried_and_the_event_ends_processed_once(
-    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+    slow_signup: Callable[..., SlowSignup], tmp_path: Path
 ) -> None:
-    app = app_factory(sandbox=sandbox, LATTICE_DRAIN_INTERVAL=1)
-    ids, slow_event, pid_file, env = _signup_with_a_slow_handler(
-        app, sandbox, "user:killed", tmp_path
-    )
+    run = slow_signup("user:killed", LATTICE_DRAIN_INTERVAL=1)
+    app, ids, slow_event, pid_file, env = run.app, run.ids, run.slow_event, run.pid_file, run.env
     log = tmp_path / "worker.log"
     first = start_worker(app, log, "--job-monitoring-interval", "1", **env)
     try:
-        wait_for(pid_file.exists, 60, "the slow handler to start")
-        horse = int(pid_file.read_text().split()[0])
+        horse = run.handler_pid()
         # The machine dies: the worker, its scheduler and the work horse, all at once.
         os.killpg(first.pid, signal.SIGKILL)
         os.kill(horse, signal.SIGKILL)
@@ -256,38 +276,30 @@ def test_two_workers_on_one_subscription_give_the_result_of_one(
 
 @pytest.mark.parametrize("simple", [False, True], ids=["forking", "simple"])
 def test_a_worker_runs_jobs_in_a_work_horse_or_with_simple_in_its_own_process(
-    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path, simple: bool
+    slow_signup: Callable[..., SlowSignup], tmp_path: Path, simple: bool
 ) -> None:
-    app = app_factory(sandbox=sandbox)
-    ids, _, pid_file, env = _signup_with_a_slow_handler(
-        app, sandbox, f"user:simple-{simple}", tmp_path
-    )
+    run = slow_signup(f"user:simple-{simple}")
     flags = ["--burst", "--simple"] if simple else ["--burst"]
-    worker = start_worker(app, tmp_path / "worker.log", *flags, **env)
+    worker = start_worker(run.app, tmp_path / "worker.log", *flags, **run.env)
     try:
         assert worker.wait(90) == 0
     finally:
         _kill_group(worker)
-    (handler_pid,) = (int(pid) for pid in pid_file.read_text().split())
+    (handler_pid,) = (int(pid) for pid in run.pid_file.read_text().split())
     assert (handler_pid == worker.pid) is simple
-    assert {status for status, _ in event_statuses(app).values()} <= {"processed", "ignored"}
-    row = subscription_row(app, ids["subscription"])
-    assert (row.status, row.plan_key) == ("active", "pro")
+    _assert_done_and_active_on_pro(run.app, event_statuses(run.app), run.ids)
 
 
 def test_a_pool_of_processes_works_the_queue_and_replaces_a_process_that_dies(
-    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+    slow_signup: Callable[..., SlowSignup], tmp_path: Path
 ) -> None:
-    app = app_factory(sandbox=sandbox)
-    ids, slow_event, pid_file, env = _signup_with_a_slow_handler(
-        app, sandbox, "user:pool", tmp_path
-    )
-    pool = start_worker(app, tmp_path / "pool.log", "--processes", "2", **env)
+    run = slow_signup("user:pool")
+    app, slow_event = run.app, run.slow_event
+    pool = start_worker(app, tmp_path / "pool.log", "--processes", "2", **run.env)
     try:
         with app.app_context():
             lattice_queue = queue.queue(app)
-        wait_for(pid_file.exists, 60, "the slow handler to start")
-        member = int(pid_file.read_text().split()[0])
+        member = run.handler_pid()
         assert member != pool.pid, "jobs run in the pool's worker processes"
         wait_for(lambda: len(Worker.all(queue=lattice_queue)) == 2, 30, "both workers")
         # The job crashes its process: the other process goes on with the queue, and the
@@ -310,9 +322,7 @@ def test_a_pool_of_processes_works_the_queue_and_replaces_a_process_that_dies(
     # The crashed job is retried once its heartbeat expires (about the job timeout).
     assert statuses.pop(slow_event) == ("received", 1)
     assert all(attempts == 1 for _, attempts in statuses.values()), statuses
-    assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}
-    row = subscription_row(app, ids["subscription"])
-    assert (row.status, row.plan_key) == ("active", "pro")
+    _assert_done_and_active_on_pro(app, statuses, run.ids)
 
 
 def test_processes_and_a_worker_name_cannot_be_combined(
@@ -347,24 +357,20 @@ def test_a_pool_killed_outright_takes_its_workers_and_scheduler_with_it(
 
 
 def test_a_burst_pool_whose_worker_dies_exits_with_an_error(
-    app_factory: Callable[..., Flask], sandbox: Any, tmp_path: Path
+    slow_signup: Callable[..., SlowSignup], tmp_path: Path
 ) -> None:
-    app = app_factory(sandbox=sandbox)
-    _, slow_event, pid_file, env = _signup_with_a_slow_handler(
-        app, sandbox, "user:burst-pool", tmp_path
-    )
+    run = slow_signup("user:burst-pool")
     log = tmp_path / "pool.log"
-    pool = start_worker(app, log, "--processes", "2", "--burst", **env)
+    pool = start_worker(run.app, log, "--processes", "2", "--burst", **run.env)
     try:
-        wait_for(pid_file.exists, 60, "the slow handler to start")
-        os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        os.kill(run.handler_pid(), signal.SIGKILL)
         assert pool.wait(60) == 1
     finally:
         _kill_group(pool)
     assert "1 worker process(es) ended with an error" in log.read_text()
-    statuses = event_statuses(app)
-    assert statuses.pop(slow_event) == ("received", 1)
-    assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}
+    statuses = event_statuses(run.app)
+    assert statuses.pop(run.slow_event) == ("received", 1)
+    _assert_done_and_active_on_pro(run.app, statuses, run.ids)
 
 
 @pytest.mark.parametrize("flags", [[], ["--processes", "2"]], ids=["worker", "pool"])
@@ -381,6 +387,16 @@ def test_a_worker_without_redis_says_so_and_exits(
     output = log.read_text()
     assert "Redis is not reachable (redis://:***@127.0.0.1:1/0)" in output
     assert "hunter2" not in output and "Traceback" not in output
+
+
+def _assert_done_and_active_on_pro(
+    app: Flask, statuses: dict[str, tuple[str, int]], ids: dict[str, str]
+) -> None:
+    """Every event in ``statuses`` was processed (or ignored), and the signup's
+    subscription is active on Pro."""
+    assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}, statuses
+    row = subscription_row(app, ids["subscription"])
+    assert (row.status, row.plan_key) == ("active", "pro")
 
 
 def _process_group(group: int) -> list[int]:
