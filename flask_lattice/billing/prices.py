@@ -105,8 +105,25 @@ def catalog_prices() -> dict[str, Price]:
     except StripeAPIError as error:
         log.warning("could not refresh catalog prices from Stripe (%s); using the cache", error)
         return cached
-    _store(fetched)
+    try:
+        _store(fetched)
+    except sa.exc.OperationalError as error:
+        # The cache only saves Stripe calls: a database that cannot take the write now
+        # (SQLite locked by another process, say) must not fail the page.
+        state.db.session.rollback()
+        log.warning("could not cache catalog prices (%s); serving them uncached", error)
+        return _uncached(fetched)
     return _cached(refs)
+
+
+def _uncached(fetched: dict[str, Any]) -> dict[str, Price]:
+    """Fetched prices as (unsaved) ``Price`` rows, by the reference they were fetched for."""
+    now = utcnow()
+    rows: dict[str, Price] = {}
+    for ref, price in fetched.items():
+        rows[ref] = Price(stripe_price_id=price["id"])
+        _copy(rows[ref], price, now)
+    return rows
 
 
 def offered_price(plan: Plan, interval: str) -> Price:

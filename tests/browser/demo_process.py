@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -32,8 +33,11 @@ def free_port() -> int:
 class DemoProcess:
     """A running ``python -m demo_app``; its console output is collected as it comes."""
 
-    def __init__(self, process: subprocess.Popen[str], port: int, sandbox_port: int) -> None:
+    def __init__(
+        self, process: subprocess.Popen[str], port: int, sandbox_port: int, instance_path: Path
+    ) -> None:
         self.process = process
+        self.database = instance_path / "quillnote.db"
         self.url = f"http://127.0.0.1:{port}"
         self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         self.lines: list[str] = []
@@ -56,6 +60,17 @@ class DemoProcess:
         found = re.search(r"RQ worker, pid (\d+)", self.output)
         assert found, f"the runner did not report its worker:\n{self.output}"
         return int(found.group(1))
+
+    def database_write_locked(self) -> bool:
+        """Whether a process holds the demo's SQLite database write lock right now."""
+        connection = sqlite3.connect(self.database, timeout=0)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            connection.close()
+        return False
 
     def wait_until_serving(self) -> None:
         """Block until the web app answers, or fail with the runner's output."""
@@ -120,6 +135,6 @@ def start_demo(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    demo = DemoProcess(process, port, sandbox_port)
+    demo = DemoProcess(process, port, sandbox_port, instance_path)
     demo.wait_until_serving()
     return demo

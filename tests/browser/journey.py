@@ -108,9 +108,20 @@ def advance_clock(page: Any, step: str) -> None:
 
 @contextmanager
 def worker_paused(demo: DemoProcess) -> Iterator[None]:
-    """Hold the demo's webhook worker still; it resumes when the block ends, whatever happens."""
+    """Hold the demo's webhook worker still; it resumes when the block ends, whatever happens.
+
+    Never while it holds the database's write lock (in its drain or MRR snapshot): stopped
+    there, it would lock every page that writes.
+    """
     pid = demo.worker_pid
+    deadline = time.monotonic() + WEBHOOK_TIMEOUT
     os.kill(pid, signal.SIGSTOP)
+    while demo.database_write_locked():
+        os.kill(pid, signal.SIGCONT)
+        if time.monotonic() > deadline:
+            raise AssertionError("the demo's database stayed locked")
+        time.sleep(0.05)
+        os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +62,28 @@ def test_pricing_amounts_come_from_the_cache_until_it_expires(
     assert "$12.00" in cached_app.test_client().get("/billing/pricing").get_data(as_text=True)
     fresh = uncached_app.test_client().get("/billing/pricing").get_data(as_text=True)
     assert "$15.00" in fresh and "$12.00" not in fresh
+
+
+# SQLite only: there, another process's write locks the whole database (on PostgreSQL a
+# refresh only waits for the rows it updates).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_pricing_answers_with_stripe_prices_when_the_cache_cannot_be_written(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    with app.app_context():
+        database = host(app).db.engine.url.database
+    assert database is not None
+    other_process = sqlite3.connect(database, timeout=0)
+    other_process.execute("BEGIN IMMEDIATE")  # holds the write lock past the busy timeout
+    try:
+        response = app.test_client().get("/billing/pricing")
+    finally:
+        other_process.rollback()
+        other_process.close()
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "$12.00" in page and "$49.00" in page
+    assert "could not cache catalog prices" in caplog.text
 
 
 def test_pricing_marks_the_current_plan(app: Flask, sandbox: Any) -> None:

@@ -43,4 +43,4 @@ def test_a_signed_plan_change_preview_names_the_missing_key(keyless_app: Flask) 
         keyless_app.test_request_context("/billing/subscription/swap", method="POST"),
         pytest.raises(ConfigurationError, match="SECRET_KEY: plan and seat previews"),
     ):
-        operations._load_preview("any-token", operations._PREVIEW_SALT)
+        operations._load_preview("any-token", operations._PREVIEW_SALT, {})
