@@ -65,6 +65,13 @@ class _LatticeMixin:
             result: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
         return result
 
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """Remember a ``SIGTERM`` or ``SIGINT`` before RQ acts on it. RQ raises
+        ``StopRequested`` in an idle worker wherever it is, and code there that catches
+        exceptions would lose it; RQ's loop also stops on this flag at its next turn."""
+        self._stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[misc]
+
     def subscribe(self) -> None:
         """Listen for RQ's commands (a thread of redis-py's) with ``SIGINT`` and ``SIGTERM``
         blocked in that thread: the kernel then always delivers them to the main thread,

@@ -8,6 +8,7 @@ mid-job, and two workers on one subscription's events.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -148,7 +149,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
+    """SIGKILL the process's whole group, which may outlive the process itself."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(10)
 
