@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -156,3 +160,18 @@ def driver_statements(app: Flask) -> Iterator[list[str]]:
     finally:
         sa.event.remove(engine, "checkout", trace)
         sa.event.remove(engine, "checkin", untrace)
+
+
+def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest in ``folder`` as a host app's own suite would: a new interpreter, without
+    this suite's ``LATTICE_*`` and ``PYTEST_*`` settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LATTICE_", "PYTEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -3,12 +3,10 @@ their own, through the plugin as a host would load it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.helpers.docs import files
+from tests.helpers.support import run_pytest
 
 
 def _write_example(folder: Path) -> dict[str, str]:
@@ -19,22 +17,9 @@ def _write_example(folder: Path) -> dict[str, str]:
     return example
 
 
-def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LATTICE_", "PYTEST_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_the_example_passes_with_pytest_plugins(tmp_path: Path) -> None:
     _write_example(tmp_path)
-    result = _pytest(tmp_path)
+    result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 passed" in result.stdout
 
@@ -47,12 +32,12 @@ def test_the_ini_flag_turns_the_plugin_on_and_it_is_off_otherwise(tmp_path: Path
     assert conftest != example["conftest.py"]
     (tmp_path / "conftest.py").write_text(conftest)
 
-    off = _pytest(tmp_path, "-k", "pro_subscriber")
+    off = run_pytest(tmp_path, "-k", "pro_subscriber")
     assert off.returncode != 0
     assert "fixture 'lattice_config' not found" in off.stdout
 
     (tmp_path / "pytest.ini").write_text("[pytest]\nlattice_fixtures = true\n")
-    on = _pytest(tmp_path, "-k", "pro_subscriber")
+    on = run_pytest(tmp_path, "-k", "pro_subscriber")
     assert on.returncode == 0, on.stdout + on.stderr
     assert "1 passed" in on.stdout
 
@@ -61,6 +46,6 @@ def test_the_sandbox_page_example_passes(tmp_path: Path) -> None:
     example = files("sandbox.md")
     assert set(example) == {"test_sandbox_example.py"}
     (tmp_path / "test_sandbox_example.py").write_text(example["test_sandbox_example.py"])
-    result = _pytest(tmp_path)
+    result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout

@@ -3,15 +3,13 @@ as written; the logging and models pages name every logger and every column."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from textwrap import dedent
 
 from flask_lattice.models import Base
 from tests.helpers.docs import DOCS, code_blocks, files
+from tests.helpers.support import run_pytest
 
 ROOT = DOCS.parent
 
@@ -64,16 +62,7 @@ def test_the_quickstart_app_and_the_layout_run(tmp_path: Path) -> None:
     (tmp_path / layout[0]).parent.mkdir(parents=True)
     (tmp_path / layout[0]).write_text(layout[1])
     (tmp_path / "test_quickstart.py").write_text(QUICKSTART_TESTS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LATTICE_", "PYTEST_"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 

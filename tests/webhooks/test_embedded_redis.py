@@ -134,22 +134,27 @@ def test_worker_and_web_process_share_one_server_which_stops_with_the_worker(
         wait_until(lambda: workers_alive(instance), 60, "the worker to register")
         time.sleep(2)  # RQ's scheduler and command listener open their connections
         assert len(redis_servers(instance)) == 1
-        web = subprocess.run(
-            [sys.executable, str(tmp_path / "acme.py")],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        assert "pinged" in web.stdout
+        run_web_process(tmp_path, env)
         assert len(redis_servers(instance)) == 1
     finally:
         stop_group(worker)
     wait_until(lambda: redis_servers(instance) == [], 15, "the server to stop")
     assert (instance / "lattice-redis.db").exists()  # saved on the way out
     assert not runtime_dir(str(instance)).exists()  # socket, config and log removed
+
+
+def run_web_process(folder: Path, env: dict[str, str]) -> None:
+    """Run the host's ``acme.py`` (a web process that pings the app's Redis) to its end."""
+    web = subprocess.run(
+        [sys.executable, str(folder / "acme.py")],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "pinged" in web.stdout
 
 
 def test_server_stops_when_its_starter_is_killed(
@@ -172,14 +177,5 @@ def test_a_process_that_starts_the_server_stops_it_at_exit(
     host_app: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     instance, env = host_app
-    web = subprocess.run(
-        [sys.executable, str(tmp_path / "acme.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "pinged" in web.stdout
+    run_web_process(tmp_path, env)
     assert redis_servers(instance) == []
