@@ -44,20 +44,16 @@ EXAMPLES_RUN: dict[str, int] = {}
 def _record(sandbox: Any) -> dict[str, list[JSON]]:
     """Run every scenario once against the sandbox; returns each one's events."""
     client = sandbox.client()
-    recorded: dict[str, list[JSON]] = {}
+    start = len(sandbox.events)
+    customers: dict[str, str] = {}
 
     def scenario(name: str, run: Callable[[], str]) -> None:
-        start = len(sandbox.events)
-        customer = run()
-        # Only this customer's events: the clock also renews earlier scenarios' customers.
-        recorded[name] = [
-            event
-            for event in events_since(sandbox, start)
-            if customer in (event["data"]["object"]["id"], event["data"]["object"].get("customer"))
-        ]
+        customers[name] = run()
 
     def upgrade() -> str:
         ids = signup(sandbox, "user:upgrade")
+        # A second later, so the change's events do not tie with the signup's.
+        sandbox.advance(seconds=1)
         switch_price(sandbox, ids["subscription"], "team_monthly")
         return ids["customer"]
 
@@ -84,7 +80,18 @@ def _record(sandbox: Any) -> dict[str, list[JSON]]:
     scenario("cancel_at_period_end", cancel_at_period_end)
     scenario("renewal", renewal)
     scenario("dunning", dunning)
-    return recorded
+    # Each customer's whole stream, to the end of the recording: a later scenario's clock
+    # advance also renews earlier scenarios' subscriptions, and a stream cut short of those
+    # renewals would end on a state the objects have since left (which a fetch then sees).
+    events = events_since(sandbox, start)
+    return {
+        name: [
+            event
+            for event in events
+            if customer in (event["data"]["object"]["id"], event["data"]["object"].get("customer"))
+        ]
+        for name, customer in customers.items()
+    }
 
 
 @pytest.fixture(scope="module")
