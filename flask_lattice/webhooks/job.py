@@ -51,6 +51,35 @@ RATE_LIMIT_BACKOFF = (1, 2, 4, 8, 15, 30)
 #: How often one job may be rescheduled for rate limits before it fails for good.
 RATE_LIMIT_RESCHEDULES = 200
 
+# Every job runs these statements: built once here, so SQLAlchemy neither builds them nor
+# computes their cache keys again per job.
+_EVENT_ID: sa.BindParameter[str] = sa.bindparam("event_id")
+_LOCKED_COLUMNS = (_EVENTS.c.status, _EVENTS.c.type, _EVENTS.c.payload, _EVENTS.c.received_at)
+_COUNT_ATTEMPT = (
+    sa.update(_EVENTS)
+    .where(_EVENTS.c.id == _EVENT_ID)
+    .values(attempts=_EVENTS.c.attempts + sa.case((_EVENTS.c.status.in_(DONE), 0), else_=1))
+    .returning(_EVENTS.c.status)
+)
+# A first write takes SQLite's database write lock for the whole transaction.
+_LOCK_EVENT_SQLITE = (
+    sa.update(_EVENTS)
+    .where(_EVENTS.c.id == _EVENT_ID)
+    .values(status=_EVENTS.c.status)
+    .returning(*_LOCKED_COLUMNS)
+)
+_LOCK_EVENT = sa.select(*_LOCKED_COLUMNS).where(_EVENTS.c.id == _EVENT_ID).with_for_update()
+_FINISH_EVENT = (
+    sa.update(_EVENTS)
+    .where(_EVENTS.c.id == _EVENT_ID)
+    .values(
+        status=sa.bindparam("new_status"),
+        processed_at=sa.bindparam("processed"),
+        last_error=sa.bindparam("error"),
+        outcome=sa.bindparam("new_outcome"),
+    )
+)
+
 
 def process_event(event_id: str) -> str | Retry:
     """Process one stored event; returns its final status (``processed``/``ignored``), or an
@@ -146,12 +175,9 @@ def _process(event_id: str) -> tuple[str, projection.Projector | None]:
 
 
 def _count_attempt(session: scoped_session[Any], event_id: str) -> str | None:
-    session.execute(
-        sa.update(_EVENTS)
-        .where(_EVENTS.c.id == event_id, _EVENTS.c.status.not_in(DONE))
-        .values(attempts=_EVENTS.c.attempts + 1)
-    )
-    status: str | None = session.scalar(sa.select(_EVENTS.c.status).where(_EVENTS.c.id == event_id))
+    """Count one more attempt at an event that is not done, in a commit of its own (one
+    statement); returns the event's status, or ``None`` when it is not stored."""
+    status: str | None = session.scalar(_COUNT_ATTEMPT, {"event_id": event_id})
     session.commit()
     return status
 
@@ -166,18 +192,11 @@ def _uncount_attempt(session: scoped_session[Any], event_id: str) -> None:
 
 
 def _lock_event(session: scoped_session[Any], event_id: str) -> sa.Row[Any, Any, Any, Any]:
-    """Lock the event row for this transaction; returns its status, type, payload and
-    ``received_at``."""
-    if session.get_bind().dialect.name == "sqlite":
-        # A first write takes SQLite's database write lock for the whole transaction.
-        session.execute(
-            sa.update(_EVENTS).where(_EVENTS.c.id == event_id).values(status=_EVENTS.c.status)
-        )
-    return session.execute(
-        sa.select(_EVENTS.c.status, _EVENTS.c.type, _EVENTS.c.payload, _EVENTS.c.received_at)
-        .where(_EVENTS.c.id == event_id)
-        .with_for_update()
-    ).one()
+    """Lock the event row for this transaction (one statement); returns its status, type,
+    payload and ``received_at``."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    statement = _LOCK_EVENT_SQLITE if sqlite else _LOCK_EVENT
+    return session.execute(statement, {"event_id": event_id}).one()
 
 
 def _apply(
@@ -213,15 +232,16 @@ def _apply(
     for handler in handlers:
         handler(event)
     status = EventStatus.PROCESSED if projector is not None or handlers else EventStatus.IGNORED
+    outcome = _outcome(status, projector, bool(handlers))
     session.execute(
-        sa.update(_EVENTS)
-        .where(_EVENTS.c.id == event_id)
-        .values(
-            status=status,
-            processed_at=utcnow(),
-            last_error=None,
-            outcome=_outcome(status, projector, bool(handlers)),
-        )
+        _FINISH_EVENT,
+        {
+            "event_id": event_id,
+            "new_status": status,
+            "processed": utcnow(),
+            "error": None,
+            "new_outcome": outcome,
+        },
     )
     session.commit()
     return status, projector, event_type

@@ -71,12 +71,34 @@ from .fetch_policy import Decision, FetchPolicy
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-#: The customer metadata key that names the billable (set by the spine on create).
+#: A ``fetched_at`` that marks a cached price as stale (the next read fetches it again).
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Statuses after which a subscription no longer bills or gives access.
 ENDED_STATUSES = ("canceled", "incomplete_expired")
 
 T = TypeVar("T")
+
+# Statements most events run, built once (SQLAlchemy then only looks them up in its cache).
+_OWNER_OF = sa.select(Customer.billable_key).where(
+    Customer.stripe_customer_id == sa.bindparam("customer_id")
+)
+_KNOWN_CLOCK = sa.select(TestClock.id).where(TestClock.stripe_clock_id == sa.bindparam("clock_id"))
+
+
+_LOCKING_SELECTS: dict[tuple[type[Any], str], sa.Select[Any]] = {}
+
+
+def _locking_select(model: type[Any], column: str) -> sa.Select[Any]:
+    """``SELECT … FOR UPDATE`` of the ``model`` row whose ``column`` is the ``key`` parameter,
+    overwriting what the session holds of it (built once per model)."""
+    if (model, column) not in _LOCKING_SELECTS:
+        _LOCKING_SELECTS[model, column] = (
+            sa.select(model)
+            .where(getattr(model, column) == sa.bindparam("key"))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    return _LOCKING_SELECTS[model, column]
 
 
 @dataclass(frozen=True)
@@ -171,10 +193,16 @@ class Projector:
     # -- locking ----------------------------------------------------------------------
 
     def _lock(self, model: type[T], column: str, key: str, placeholder: JSON) -> tuple[T, bool]:
-        """Insert a placeholder row if missing, then lock and load the row.
+        """Lock and load the row; when it is missing, insert a placeholder row first.
 
-        Returns the row and whether the placeholder was inserted now (a new row).
+        Returns the row and whether the placeholder was inserted now (a new row). A row
+        that exists costs one statement; a missing one three (the insert skips a row that
+        another worker inserted meanwhile, and the second read waits for its lock).
         """
+        locked = _locking_select(model, column)
+        row = self.session.scalars(locked, {"key": key}).one_or_none()
+        if row is not None:
+            return row, False
         table: sa.Table = getattr(model, "__table__")  # noqa: B009 - typed by the models
         now = utcnow()
         values = {column: key, **placeholder}
@@ -185,13 +213,7 @@ class Projector:
             .values(**values)
             .returning(table.c[column])
         ).first()
-        row = self.session.scalars(
-            sa.select(model)
-            .where(getattr(model, column) == key)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return row, inserted is not None
+        return self.session.scalars(locked, {"key": key}).one(), inserted is not None
 
     # -- customers --------------------------------------------------------------------
 
@@ -313,9 +335,7 @@ class Projector:
 
     def owner_of(self, customer_id: str) -> str | None:
         """The billable that owns ``customer_id`` in ``lattice_customers``, if any."""
-        owner: str | None = self.session.scalar(
-            sa.select(Customer.billable_key).where(Customer.stripe_customer_id == customer_id)
-        )
+        owner: str | None = self.session.scalar(_OWNER_OF, {"customer_id": customer_id})
         return owner
 
     def conflict(self, customer_id: str, owner: str, claimed_by: str, source: str) -> None:
@@ -414,9 +434,18 @@ class Projector:
         items = _subscription_items(obj, self.state)
         # The item carrying the plan decides the plan, quantity and period.
         main, main_plan = catalog.plan_item(items)
-        row.stripe_customer_id = _id_of(obj["customer"])
+        customer_id = _id_of(obj["customer"])
+        clock = _id_of(obj["test_clock"]) if obj.get("test_clock") else None
+        clock = clock_of(clock, self.state.config.stripe_api_base)
+        # Every read comes before the first change to the row, so no read has to flush
+        # a half-copied row first (autoflush).
+        owner = self.owner_of(customer_id)
+        if clock:
+            self.known_clock(clock)
+        existing = {item.stripe_item_id: item for item in row.items}
+        row.stripe_customer_id = customer_id
         # Only the app's record of the customer says who owns it, never the object's metadata.
-        row.billable_key = self.owner_of(row.stripe_customer_id) or row.billable_key
+        row.billable_key = owner or row.billable_key
         row.status = obj["status"]
         row.plan_key = main_plan.key if main_plan else None
         row.price_ids = [item["price"]["id"] for item in items]
@@ -433,13 +462,9 @@ class Projector:
         pause = obj.get("pause_collection") or {}
         row.pause_collection_behavior = pause.get("behavior")
         row.pause_resumes_at = at(pause, "resumes_at")
-        clock = _id_of(obj["test_clock"]) if obj.get("test_clock") else None
-        row.test_clock = clock_of(clock, self.state.config.stripe_api_base)
-        if row.test_clock:
-            self.known_clock(row.test_clock)
+        row.test_clock = clock
         row.livemode = bool(obj.get("livemode"))
         row.raw = {**obj, "customer": row.stripe_customer_id}
-        existing = {item.stripe_item_id: item for item in row.items}
         row.items = [_copy_item(existing.get(item["id"]), item, at) for item in items]
 
     def _notify_subscription_changed(
@@ -554,9 +579,7 @@ class Projector:
 
     def known_clock(self, clock_id: str) -> None:
         """Make sure the test clock ``clock_id`` is stored, fetching it once if needed."""
-        known = self.session.scalar(
-            sa.select(TestClock.id).where(TestClock.stripe_clock_id == clock_id)
-        )
+        known = self.session.scalar(_KNOWN_CLOCK, {"clock_id": clock_id})
         if known is not None:
             return
         try:

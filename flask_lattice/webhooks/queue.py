@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from redis import Redis
 from redis.backoff import NoBackoff
+from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -112,6 +113,9 @@ def _connect(url: str | None, instance_path: str) -> Redis[bytes]:
         "socket_connect_timeout": 2,
         "retry": ConnectionRetry(NoBackoff(), 1),
         "health_check_interval": 30,
+        # redis-py looks its own version up in the installed packages' metadata for every
+        # new connection unless given it; a forking worker's horses each open one.
+        "driver_info": DriverInfo(),
     }
     if url:
         return Redis.from_url(url, **options)
