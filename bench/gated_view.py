@@ -3,9 +3,11 @@
 Both views load the user through Flask-Login's session, read the user's 20 latest notes
 and render them, as a typical SaaS page does; the gated one adds the plan check (one query
 on ``lattice_subscriptions``). ``--bare`` drops the notes query, leaving a view that does
-nothing but load the user. Rounds alternate between the two views so machine noise hits
-both alike. Prints the ratio of gated to ungated requests per second (the median of the
-per-round ratios; the target is 0.9) and what the check adds to each request.
+nothing but load the user. Within each round the two views take turns request by
+request, each request timed on its own, so that the machine's speed, which drifts by as
+much as half between rounds on a shared machine, hits both alike. Prints the ratio of
+gated to ungated requests per second (the median of the per-round ratios; the target is
+0.9) and what the check adds to each request.
 
     python -m bench.gated_view [--bare] [--requests 300] [--rounds 21] [--database-url URL]
 
@@ -16,7 +18,6 @@ set) it measures that database too, in the same run.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import tempfile
@@ -120,11 +121,21 @@ def signed_in_client(app: Flask) -> FlaskClient:
     return client
 
 
-def per_second(request: Callable[[], object], count: int, clock: Callable[[], float]) -> float:
-    started = clock()
-    for _ in range(count):
-        request()
-    return count / (clock() - started)
+def time_round(
+    client: FlaskClient, requests: int, clock: Callable[[], float], *, gated_first: bool
+) -> tuple[float, float]:
+    """Seconds spent in ``requests`` ungated and ``requests`` gated requests, interleaved
+    one by one (each pair in alternating order): ``(ungated, gated)``."""
+    spent = {"/ungated": 0.0, "/gated": 0.0}
+    for number in range(requests):
+        pair = (
+            ("/gated", "/ungated") if (number % 2 == 0) == gated_first else ("/ungated", "/gated")
+        )
+        for path in pair:
+            started = clock()
+            client.get(path)
+            spent[path] += clock() - started
+    return spent["/ungated"], spent["/gated"]
 
 
 def run(database_url: str, requests: int, rounds: int, *, bare: bool) -> float:
@@ -141,10 +152,9 @@ def run(database_url: str, requests: int, rounds: int, *, bare: bool) -> float:
     ungated: list[float] = []
     gated: list[float] = []
     for round_number in range(rounds):
-        order = ("/ungated", "/gated") if round_number % 2 == 0 else ("/gated", "/ungated")
-        for path in order:
-            rate = per_second(functools.partial(client.get, path), requests, clock)
-            (gated if path == "/gated" else ungated).append(rate)
+        spent = time_round(client, requests, clock, gated_first=round_number % 2 == 1)
+        ungated.append(requests / spent[0])
+        gated.append(requests / spent[1])
     ratio = statistics.median(g / u for g, u in zip(gated, ungated, strict=True))
     view = "bare (loads the user only)" if bare else "loads the user and 20 notes"
     print(f"database     {sa.make_url(database_url).get_backend_name()}; view {view}")
