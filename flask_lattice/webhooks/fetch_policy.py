@@ -8,9 +8,12 @@
 ``when-safe`` (the default)
     Project the event's snapshot when it is *strictly* newer than the row's watermark,
     was rendered in the pinned API version, and carries the whole object; re-fetch on a
-    tie with the watermark, another API version, or a thin or partial payload. The one
-    tie that needs no fetch is between invoice snapshots at different lifecycle stages
-    (an invoice never goes back from ``paid`` to ``open``). On top of
+    tie with the watermark, another API version, or a thin or partial payload. The ties
+    that need no fetch are between invoice snapshots at different lifecycle stages (an
+    invoice never goes back from ``paid`` to ``open``) and between two snapshots of a
+    ``paid`` (or two of a ``void``) invoice, which agree on every field the projection
+    reads. An ``invoice.paid`` refreshes its subscription only when the payment can have
+    changed it (:func:`payment_settles`). On top of
     that a row re-fetched after the event reached this app already holds state at least
     as new as the event's: the event only advances the watermark (coalescing). A row
     re-fetched within :data:`CLOCK_TOLERANCE` of the event's arrival is re-fetched again,
@@ -29,6 +32,7 @@ time, and acts on the :data:`Decision`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -61,6 +65,14 @@ INVOICE_STAGES: Mapping[str, int] = {
     "paid": 3,
     "void": 3,
 }
+
+#: Invoice statuses after which no field the projection reads changes: two snapshots of
+#: a ``paid`` (or of a ``void``) invoice from the same second agree.
+FINAL_INVOICE_STATUSES = frozenset({"paid", "void"})
+
+#: Subscription statuses that paying one of the subscription's invoices leaves as they are
+#: (a payment only ever moves a subscription to ``active``).
+SETTLED_STATUSES = frozenset({"active", "trialing"})
 
 #: The fields the projection reads from each kind of object (Stripe's ``object`` value).
 #: A snapshot missing any of them is partial and is re-fetched.
@@ -132,6 +144,7 @@ def decide(
     kind: str,
     pinned_version: str,
     stored_status: str | None = None,
+    paid_invoice: PaidInvoice | None = None,
 ) -> Decision:
     """Skip, coalesce, re-fetch or use the payload, for one row and one event.
 
@@ -140,6 +153,8 @@ def decide(
     the Stripe object type the row holds; ``pinned_version`` is the API version the
     gateway sends; ``stored_status`` is the row's ``status``, which breaks a tie between
     two invoice snapshots of different lifecycle stages (:data:`INVOICE_STAGES`).
+    ``paid_invoice`` is given when ``invoice.paid`` asks to refresh the invoice's
+    subscription (the row); its payload is then ``None``.
     """
     if event is None:
         return "payload"
@@ -147,6 +162,8 @@ def decide(
         return "skip"
     if policy is FetchPolicy.ALWAYS_FETCH:
         return "fetch"
+    if paid_invoice is not None and payment_settles(paid_invoice, stored_status):
+        return "skip"
     if fetched_at is not None and event.received_at is not None:
         if fetched_at > event.received_at + CLOCK_TOLERANCE:
             return "coalesce"
@@ -164,8 +181,39 @@ def decide(
     return _break_tie(kind, stored_status, payload.get("status"))
 
 
+@dataclass(frozen=True)
+class PaidInvoice:
+    """What :func:`payment_settles` compares: the paid invoice's ``created`` (UTC) and the
+    subscription row's ``current_period_end`` (UTC, ``None`` for a row with no period)."""
+
+    invoice_created: datetime
+    period_end: datetime | None
+
+
+def payment_settles(paid: PaidInvoice, stored_status: str | None) -> bool:
+    """Whether the row of a paid invoice's subscription already holds what the payment
+    leaves it at, so ``invoice.paid`` needs no fetch of the subscription.
+
+    True when the row is ``active`` or ``trialing`` (:data:`SETTLED_STATUSES`: a payment
+    only ever moves a subscription to ``active``) and its period ends after the invoice
+    was created, so the row already holds the period the invoice bills (a renewal
+    invoice is created as the new period starts). A row in any other status
+    (``incomplete``, ``past_due``, ``unpaid``...), or one still in an earlier period, is
+    re-fetched. Any other change to the subscription comes with a
+    ``customer.subscription.*`` event of its own.
+    """
+    return (
+        stored_status in SETTLED_STATUSES
+        and paid.period_end is not None
+        and paid.period_end > paid.invoice_created
+    )
+
+
 def _break_tie(kind: str, stored: str | None, offered: Any) -> Decision:
-    """A snapshot from the watermark's second: newer only if its lifecycle stage says so."""
+    """A snapshot from the watermark's second: newer only if its lifecycle stage says so;
+    two snapshots of a paid (or a void) invoice agree, so the stored one stands."""
+    if kind == "invoice" and stored == offered and stored in FINAL_INVOICE_STATUSES:
+        return "skip"
     before = INVOICE_STAGES.get(stored or "") if kind == "invoice" else None
     after = INVOICE_STAGES.get(offered) if isinstance(offered, str) else None
     if before is None or after is None or after == before:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import traceback
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -38,6 +39,7 @@ from .. import signals
 from ..errors import MalformedEvent, StripeRateLimited
 from ..models import EventStatus, WebhookEvent, utcnow
 from ..state import get_state
+from ..stripe_gateway import API_VERSION
 from . import envelope, projection, shapes
 
 log = logging.getLogger(__name__)
@@ -265,19 +267,31 @@ def _mark_failed(session: scoped_session[Any], event_id: str, error: BaseExcepti
     return event_type
 
 
-#: The synthetic objects :func:`warm_up` projects (ids no Stripe object can have).
-_WARM_UP_OBJECTS: tuple[dict[str, Any], ...] = (
-    {"id": "cus_lattice_warm_up", "object": "customer", "email": None, "name": None,
-     "metadata": {}},
-    {"id": "sub_lattice_warm_up", "object": "subscription", "customer": "cus_lattice_warm_up",
-     "status": "active", "cancel_at_period_end": False, "cancel_at": None, "livemode": False,
-     "metadata": {}, "items": {"object": "list", "has_more": False, "data": [
-         {"id": "si_lattice_warm_up", "quantity": 1, "current_period_start": 0,
-          "current_period_end": 1, "price": {"id": "price_lattice_warm_up"}}]}},
-    {"id": "in_lattice_warm_up", "object": "invoice", "customer": "cus_lattice_warm_up",
-     "status": "paid", "currency": "usd", "amount_due": 0, "amount_paid": 0,
-     "amount_remaining": 0, "total": 0, "parent": None},
-)  # fmt: skip
+#: The event id :func:`warm_up` runs the job's statements for (no Stripe event has it).
+_WARM_UP_EVENT = "evt_lattice_warm_up"
+
+
+def _warm_up_objects(period: int, invoice_status: str) -> tuple[dict[str, Any], ...]:
+    """A synthetic customer, subscription (in its ``period``-th second-long period) and
+    invoice, with ids no Stripe object can have."""
+    return (
+        {"id": "cus_lattice_warm_up", "object": "customer", "email": None, "name": None,
+         "metadata": {}},
+        {"id": "sub_lattice_warm_up", "object": "subscription", "customer": "cus_lattice_warm_up",
+         "status": "active", "cancel_at_period_end": False, "cancel_at": None,
+         "livemode": False, "metadata": {}, "items": {"object": "list", "has_more": False,
+         "data": [{"id": "si_lattice_warm_up", "quantity": 1, "current_period_start": period,
+                   "current_period_end": period + 1, "price": {"id": "price_lattice_warm_up"}}]}},
+        {"id": "in_lattice_warm_up", "object": "invoice", "customer": "cus_lattice_warm_up",
+         "status": invoice_status, "currency": "usd", "amount_due": 0, "amount_paid": 0,
+         "amount_remaining": 0, "total": 0, "parent": None},
+    )  # fmt: skip
+
+
+#: What :func:`warm_up` projects, as events one second apart: new rows, a renewal (the
+#: period moves on, the invoice is paid), then the same snapshots again (only the
+#: watermarks move). Each is a set of changed columns whose UPDATE the ORM compiles.
+_WARM_UP_STEPS = ((0, "open"), (1, "paid"), (1, "paid"))
 
 
 def warm_up() -> None:
@@ -285,20 +299,38 @@ def warm_up() -> None:
 
     The forking worker calls this before it forks: SQLAlchemy compiles each statement once
     per process and caches it, so work horses forked afterwards inherit the compiled
-    statements instead of compiling them again for every job. Makes no Stripe call and
-    sends no signal; a failure is logged and ignored.
+    statements instead of compiling them again for every job. That covers the job's own
+    statements and the ORM's UPDATEs of the commonest changes: a new row, a renewal, and
+    an event that moves only the watermark. Makes no Stripe call and sends no signal; a
+    failure is logged and ignored.
     """
     session = get_state().db.session
     try:
-        _count_attempt(session, "evt_lattice_warm_up")
+        _count_attempt(session, _WARM_UP_EVENT)
         with contextlib.suppress(sa.exc.NoResultFound):
-            _lock_event(session, "evt_lattice_warm_up")
-        projector = projection.Projector.for_app()
-        customer, subscription, invoice = _WARM_UP_OBJECTS
-        projector.customer(customer["id"], customer)
-        projector.subscription(subscription["id"], subscription)
-        projector.invoice(invoice["id"], invoice)
-        session.flush()
+            _lock_event(session, _WARM_UP_EVENT)
+        for second, (period, invoice_status) in enumerate(_WARM_UP_STEPS, start=1):
+            mark = projection.EventMark(
+                id=f"{_WARM_UP_EVENT}_{second}",
+                created=datetime.fromtimestamp(second, UTC),
+                api_version=API_VERSION,
+            )
+            projector = projection.Projector.for_app(mark)
+            customer, subscription, invoice = _warm_up_objects(period, invoice_status)
+            projector.customer(customer["id"], customer)
+            projector.subscription(subscription["id"], subscription)
+            projector.invoice(invoice["id"], invoice)
+            session.flush()
+        session.execute(
+            _FINISH_EVENT,
+            {
+                "event_id": _WARM_UP_EVENT,
+                "new_status": EventStatus.PROCESSED,
+                "processed": utcnow(),
+                "error": None,
+                "new_outcome": "applied",
+            },
+        )
     except Exception:
         log.warning("warming up the worker failed; jobs compile their SQL themselves",
                     exc_info=True)  # fmt: skip

@@ -66,7 +66,7 @@ from ..models import (
 from ..state import LatticeState, get_state
 from ..stripe_gateway import API_VERSION
 from . import fetch_policy
-from .fetch_policy import Decision, FetchPolicy
+from .fetch_policy import Decision, FetchPolicy, PaidInvoice
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,11 @@ class Projector:
     # -- deciding ---------------------------------------------------------------------
 
     def decide(
-        self, row: Customer | Subscription | Invoice | None, payload: JSON | None, kind: str
+        self,
+        row: Customer | Subscription | Invoice | None,
+        payload: JSON | None,
+        kind: str,
+        paid_invoice: PaidInvoice | None = None,
     ) -> Decision:
         """Skip, coalesce, re-fetch, or use the event's ``payload`` (a Stripe ``kind``
         object) for ``row`` (``None`` when there is none), under the app's fetch policy.
@@ -170,6 +174,7 @@ class Projector:
             kind=kind,
             pinned_version=API_VERSION,
             stored_status=getattr(row, "status", None),
+            paid_invoice=paid_invoice,
         )
         self.decisions.append(decision)
         return decision
@@ -381,8 +386,13 @@ class Projector:
         *,
         customer_id: str | None = None,
         refetch: bool = False,
+        paid_invoice_created: datetime | None = None,
     ) -> Subscription | None:
         """Project a subscription and its items; ``refetch`` ignores a trusted payload.
+
+        ``paid_invoice_created`` is the ``created`` (UTC) of the paid invoice that asks
+        for this refresh: a row the payment leaves as it is needs no fetch
+        (:func:`~.fetch_policy.payment_settles`).
 
         ``None`` when Stripe does not know the subscription and it was never projected.
         """
@@ -402,7 +412,10 @@ class Projector:
                 "raw": {},
             },
         )
-        decision = self.decide(row, None if refetch else payload, "subscription")
+        paid = None
+        if paid_invoice_created is not None:
+            paid = PaidInvoice(paid_invoice_created, None if new else row.current_period_end)
+        decision = self.decide(row, None if refetch else payload, "subscription", paid)
         if decision in ("skip", "coalesce") or self._stale_for_sync(row, new):
             row.billable_key = row.billable_key or self.owner_of(row.stripe_customer_id)
             if decision == "coalesce":
@@ -440,7 +453,7 @@ class Projector:
         # Every read comes before the first change to the row, so no read has to flush
         # a half-copied row first (autoflush).
         owner = self.owner_of(customer_id)
-        if clock:
+        if clock and clock != row.test_clock:  # a row already on the clock made sure of it
             self.known_clock(clock)
         existing = {item.stripe_item_id: item for item in row.items}
         row.stripe_customer_id = customer_id
@@ -781,8 +794,13 @@ def _on_invoice(projector: Projector, event: JSON) -> None:
     row = projector.invoice(obj["id"], obj)
     subscription_id = row.stripe_subscription_id if row else invoice_subscription(obj)
     if subscription_id:
+        paid = event["type"] == "invoice.paid" and obj.get("status") == "paid"
         projector.subscription(
-            subscription_id, None, customer_id=_id_of(obj["customer"]), refetch=True
+            subscription_id,
+            None,
+            customer_id=_id_of(obj["customer"]),
+            refetch=True,
+            paid_invoice_created=_timestamps(obj["id"])(obj, "created") if paid else None,
         )
     if event["type"] == "invoice.payment_failed" and row is not None and row.status != "paid":
         projector.notify_about(

@@ -13,7 +13,7 @@ from flask import Flask
 
 from flask_lattice.models import WebhookEvent
 from flask_lattice.signals import stripe_request
-from flask_lattice.webhooks.fetch_policy import FetchPolicy, decide
+from flask_lattice.webhooks.fetch_policy import FetchPolicy, PaidInvoice, decide
 from flask_lattice.webhooks.projection import EventMark
 from tests.helpers.pipeline import deliver, event_statuses, signup, snapshot
 from tests.helpers.support import host, run_worker
@@ -118,8 +118,11 @@ INVOICE = {
         ("paid", "open", "skip"),  # ... and the other way round
         ("draft", "open", "payload"),
         ("uncollectible", "paid", "payload"),
-        ("paid", "paid", "fetch"),  # the same stage: only Stripe knows
+        ("paid", "paid", "skip"),  # two snapshots of a paid invoice agree
+        ("void", "void", "skip"),
+        ("paid", "void", "fetch"),  # the same stage, yet they differ: only Stripe knows
         ("open", "open", "fetch"),
+        ("uncollectible", "uncollectible", "fetch"),
         (None, "paid", "fetch"),
     ],
 )
@@ -151,6 +154,44 @@ def test_a_tie_between_invoice_stages_needs_no_fetch(
         )
         == "fetch"
     )
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "period_end", "expected"),
+    [
+        ("active, in the period the invoice bills", "active", T0 + timedelta(days=30), "skip"),
+        ("trialing, in the period", "trialing", T0 + timedelta(days=30), "skip"),
+        ("active, still in the period before the renewal", "active", T0, "fetch"),
+        ("the first payment of an incomplete subscription", "incomplete", None, "fetch"),
+        ("a recovered past_due subscription", "past_due", T0 + timedelta(days=30), "fetch"),
+        ("unpaid", "unpaid", T0 + timedelta(days=30), "fetch"),
+        ("a row with no period", "active", None, "fetch"),
+    ],
+)
+def test_a_paid_invoice_refreshes_its_subscription_only_when_the_payment_can_change_it(
+    case: str, status: str, period_end: datetime | None, expected: str
+) -> None:
+    # invoice.paid an hour after the renewal (the invoice was created at T0); the row was
+    # projected from the renewal's customer.subscription.updated.
+    paid = PaidInvoice(invoice_created=T0, period_end=period_end)
+    later = _event(T0 + timedelta(hours=1), received=T0 + timedelta(hours=1))
+
+    def decision(policy: FetchPolicy) -> str:
+        return decide(
+            policy,
+            later,
+            watermark=T0,
+            fetched_at=None,
+            payload=None,
+            kind="subscription",
+            pinned_version=PINNED,
+            stored_status=status,
+            paid_invoice=paid,
+        )
+
+    assert decision(FetchPolicy.WHEN_SAFE) == expected, case
+    assert decision(FetchPolicy.ALWAYS_TRUST) == expected, case
+    assert decision(FetchPolicy.ALWAYS_FETCH) == "fetch", case
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,13 @@ from flask_lattice.models import Customer
 from flask_lattice.state import get_state
 from flask_lattice.stripe_gateway import API_VERSION
 from tests.helpers.pipeline import JSON, deliver, event_statuses, post_event, signup
-from tests.helpers.support import TEST_WEBHOOK_SECRET, host, run_worker, subscription_row
+from tests.helpers.support import (
+    TEST_WEBHOOK_SECRET,
+    driver_statements,
+    host,
+    run_worker,
+    subscription_row,
+)
 
 
 @pytest.fixture
@@ -308,3 +314,22 @@ def test_old_boolean_setting_still_works_with_a_deprecation_warning(
     with pytest.warns(DeprecationWarning, match="LATTICE_TRUST_WEBHOOK_PAYLOADS = True"):
         app = app_factory(LATTICE_TRUST_WEBHOOK_PAYLOADS=True)
     assert get_state(app).config.fetch_policy == "always-trust"
+
+
+def test_the_warm_up_runs_a_jobs_statements_and_leaves_nothing_behind(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_lattice.models import Invoice, Subscription, WebhookEvent
+    from flask_lattice.webhooks.job import warm_up
+
+    with app.app_context(), driver_statements(app) as statements:
+        warm_up()
+    assert "warming up the worker failed" not in caplog.text
+    updates = " ".join(statement for statement in statements if statement.startswith("UPDATE"))
+    # the renewal, and the snapshot that only moves the watermark
+    assert "current_period_end" in updates and "watermark_event_id" in updates
+    assert "lattice_webhook_events SET status" in updates  # the job's last statement
+    with app.app_context():
+        session = host(app).db.session
+        for model in (Customer, Subscription, Invoice, WebhookEvent):
+            assert session.scalar(sa.select(sa.func.count()).select_from(model)) == 0
