@@ -12,8 +12,10 @@
     that need no fetch are between invoice snapshots at different lifecycle stages (an
     invoice never goes back from ``paid`` to ``open``) and between two snapshots of a
     ``paid`` (or two of a ``void``) invoice, which agree on every field the projection
-    reads. An ``invoice.paid`` refreshes its subscription only when the payment can have
-    changed it (:func:`payment_settles`). On top of
+    reads. A renewal's ``invoice.paid`` refreshes its subscription only when the payment
+    can have changed it (:func:`payment_settles`); and a snapshot that would end a row's
+    good standing (``active`` or ``trialing`` to any other status) is always re-fetched,
+    since a payment since may have settled it. On top of
     that a row re-fetched after the event reached this app already holds state at least
     as new as the event's: the event only advances the watermark (coalescing). A row
     re-fetched within :data:`CLOCK_TOLERANCE` of the event's arrival is re-fetched again,
@@ -70,9 +72,9 @@ INVOICE_STAGES: Mapping[str, int] = {
 #: a ``paid`` (or of a ``void``) invoice from the same second agree.
 FINAL_INVOICE_STATUSES = frozenset({"paid", "void"})
 
-#: Subscription statuses that paying one of the subscription's invoices leaves as they are
-#: (a payment only ever moves a subscription to ``active``).
-SETTLED_STATUSES = frozenset({"active", "trialing"})
+#: Subscription statuses in good standing: paying a renewal invoice leaves them as they
+#: are, and a snapshot moving a row out of them is confirmed with Stripe first.
+GOOD_STANDING = frozenset({"active", "trialing"})
 
 #: The fields the projection reads from each kind of object (Stripe's ``object`` value).
 #: A snapshot missing any of them is partial and is re-fetched.
@@ -154,7 +156,10 @@ def decide(
     gateway sends; ``stored_status`` is the row's ``status``, which breaks a tie between
     two invoice snapshots of different lifecycle stages (:data:`INVOICE_STAGES`).
     ``paid_invoice`` is given when ``invoice.paid`` asks to refresh the invoice's
-    subscription (the row); its payload is then ``None``.
+    subscription (the row); its payload is then ``None``. Outside ``always-fetch``, a
+    subscription snapshot that would take the row out of good standing
+    (:data:`GOOD_STANDING`) is re-fetched: it may predate a payment whose refresh
+    :func:`payment_settles` skipped, and losing access is confirmed with Stripe first.
     """
     if event is None:
         return "payload"
@@ -174,7 +179,7 @@ def decide(
     trusted = event.api_version == pinned_version and (
         policy is FetchPolicy.ALWAYS_TRUST or is_complete(payload, kind)
     )
-    if not trusted:
+    if not trusted or _ends_good_standing(kind, stored_status, payload.get("status")):
         return "fetch"
     if watermark is None or event.created > watermark:
         return "payload"
@@ -183,9 +188,11 @@ def decide(
 
 @dataclass(frozen=True)
 class PaidInvoice:
-    """What :func:`payment_settles` compares: the paid invoice's ``created`` (UTC) and the
-    subscription row's ``current_period_end`` (UTC, ``None`` for a row with no period)."""
+    """What :func:`payment_settles` compares: the paid invoice's ``billing_reason`` and
+    ``created`` (UTC), and the subscription row's ``current_period_end`` (UTC, ``None``
+    for a row with no period)."""
 
+    billing_reason: str | None
     invoice_created: datetime
     period_end: datetime | None
 
@@ -194,19 +201,28 @@ def payment_settles(paid: PaidInvoice, stored_status: str | None) -> bool:
     """Whether the row of a paid invoice's subscription already holds what the payment
     leaves it at, so ``invoice.paid`` needs no fetch of the subscription.
 
-    True when the row is ``active`` or ``trialing`` (:data:`SETTLED_STATUSES`: a payment
-    only ever moves a subscription to ``active``) and its period ends after the invoice
-    was created, so the row already holds the period the invoice bills (a renewal
-    invoice is created as the new period starts). A row in any other status
-    (``incomplete``, ``past_due``, ``unpaid``...), or one still in an earlier period, is
-    re-fetched. Any other change to the subscription comes with a
-    ``customer.subscription.*`` event of its own.
+    True for a renewal's invoice (``billing_reason`` ``subscription_cycle``) when the row
+    is ``active`` or ``trialing`` (:data:`GOOD_STANDING`) and its period ends after the
+    invoice was created, so the row already holds the period the invoice bills (a
+    renewal invoice is created as the new period starts): paying it changes nothing the
+    projection reads. Any other invoice (the first, a proration, the final one of a
+    cancellation), a row in another status (``incomplete``, ``past_due``, ``unpaid``...)
+    or one still in an earlier period is re-fetched.
+
+    Skipping leaves the watermark where it was, so a snapshot from before the payment
+    can still arrive and be projected; one that would take the row out of good standing
+    (the payment's own failures, held up) is re-fetched by :func:`decide`.
     """
     return (
-        stored_status in SETTLED_STATUSES
+        paid.billing_reason == "subscription_cycle"
+        and stored_status in GOOD_STANDING
         and paid.period_end is not None
         and paid.period_end > paid.invoice_created
     )
+
+
+def _ends_good_standing(kind: str, stored: str | None, offered: Any) -> bool:
+    return kind == "subscription" and stored in GOOD_STANDING and offered not in GOOD_STANDING
 
 
 def _break_tie(kind: str, stored: str | None, offered: Any) -> Decision:

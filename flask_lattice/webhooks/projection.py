@@ -386,12 +386,12 @@ class Projector:
         *,
         customer_id: str | None = None,
         refetch: bool = False,
-        paid_invoice_created: datetime | None = None,
+        paid_invoice: JSON | None = None,
     ) -> Subscription | None:
         """Project a subscription and its items; ``refetch`` ignores a trusted payload.
 
-        ``paid_invoice_created`` is the ``created`` (UTC) of the paid invoice that asks
-        for this refresh: a row the payment leaves as it is needs no fetch
+        ``paid_invoice`` is the paid invoice (a Stripe invoice object) that asks for this
+        refresh: a row the payment leaves as it is needs no fetch
         (:func:`~.fetch_policy.payment_settles`).
 
         ``None`` when Stripe does not know the subscription and it was never projected.
@@ -413,8 +413,14 @@ class Projector:
             },
         )
         paid = None
-        if paid_invoice_created is not None:
-            paid = PaidInvoice(paid_invoice_created, None if new else row.current_period_end)
+        if paid_invoice is not None and (
+            created := _timestamps(paid_invoice["id"])(paid_invoice, "created")
+        ):
+            paid = PaidInvoice(
+                paid_invoice.get("billing_reason"),
+                created,
+                None if new else row.current_period_end,
+            )
         decision = self.decide(row, None if refetch else payload, "subscription", paid)
         if decision in ("skip", "coalesce") or self._stale_for_sync(row, new):
             row.billable_key = row.billable_key or self.owner_of(row.stripe_customer_id)
@@ -800,7 +806,7 @@ def _on_invoice(projector: Projector, event: JSON) -> None:
             None,
             customer_id=_id_of(obj["customer"]),
             refetch=True,
-            paid_invoice_created=_timestamps(obj["id"])(obj, "created") if paid else None,
+            paid_invoice=obj if paid else None,
         )
     if event["type"] == "invoice.payment_failed" and row is not None and row.status != "paid":
         projector.notify_about(

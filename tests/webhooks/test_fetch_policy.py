@@ -3,6 +3,7 @@ how Stripe's rate limits reschedule a job instead of failing it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_lattice import Access, Billable, current_access
 from flask_lattice.models import WebhookEvent
 from flask_lattice.signals import stripe_request
-from flask_lattice.webhooks.fetch_policy import FetchPolicy, PaidInvoice, decide
+from flask_lattice.webhooks.fetch_policy import CLOCK_TOLERANCE, FetchPolicy, PaidInvoice, decide
 from flask_lattice.webhooks.projection import EventMark
-from tests.helpers.pipeline import deliver, event_statuses, signup, snapshot
-from tests.helpers.support import host, run_worker
+from tests.helpers.pipeline import deliver, event_statuses, signup, snapshot, switch_price
+from tests.helpers.support import host, run_worker, subscription_row
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 PINNED = "2026-10-28.endive"
@@ -31,6 +33,8 @@ FULL = {
     "livemode": False,
 }
 PARTIAL = {key: value for key, value in FULL.items() if key != "items"}
+CYCLE = "subscription_cycle"
+MONTH = timedelta(days=30)
 
 
 def _event(created: datetime = T0, *, version: str = PINNED, received: datetime = T0) -> EventMark:
@@ -157,23 +161,27 @@ def test_a_tie_between_invoice_stages_needs_no_fetch(
 
 
 @pytest.mark.parametrize(
-    ("case", "status", "period_end", "expected"),
+    ("case", "reason", "status", "period_end", "expected"),
     [
-        ("active, in the period the invoice bills", "active", T0 + timedelta(days=30), "skip"),
-        ("trialing, in the period", "trialing", T0 + timedelta(days=30), "skip"),
-        ("active, still in the period before the renewal", "active", T0, "fetch"),
-        ("the first payment of an incomplete subscription", "incomplete", None, "fetch"),
-        ("a recovered past_due subscription", "past_due", T0 + timedelta(days=30), "fetch"),
-        ("unpaid", "unpaid", T0 + timedelta(days=30), "fetch"),
-        ("a row with no period", "active", None, "fetch"),
+        ("a renewal, the row in the period it bills", CYCLE, "active", T0 + MONTH, "skip"),
+        ("trialing, in the period", CYCLE, "trialing", T0 + MONTH, "skip"),
+        ("the row still in the period before the renewal", CYCLE, "active", T0, "fetch"),
+        ("the first payment of an incomplete subscription", CYCLE, "incomplete", None, "fetch"),
+        ("a recovered past_due subscription", CYCLE, "past_due", T0 + MONTH, "fetch"),
+        ("unpaid", CYCLE, "unpaid", T0 + MONTH, "fetch"),
+        ("a row with no period", CYCLE, "active", None, "fetch"),
+        ("the first invoice", "subscription_create", "active", T0 + MONTH, "fetch"),
+        # a proration, or the final invoice of a cancellation (invoice_now)
+        ("an invoice of a change", "subscription_update", "active", T0 + MONTH, "fetch"),
+        ("an invoice without a reason", None, "active", T0 + MONTH, "fetch"),
     ],
 )
 def test_a_paid_invoice_refreshes_its_subscription_only_when_the_payment_can_change_it(
-    case: str, status: str, period_end: datetime | None, expected: str
+    case: str, reason: str | None, status: str, period_end: datetime | None, expected: str
 ) -> None:
-    # invoice.paid an hour after the renewal (the invoice was created at T0); the row was
-    # projected from the renewal's customer.subscription.updated.
-    paid = PaidInvoice(invoice_created=T0, period_end=period_end)
+    # invoice.paid an hour after the invoice was created (T0); the row was projected
+    # from an earlier customer.subscription.updated.
+    paid = PaidInvoice(billing_reason=reason, invoice_created=T0, period_end=period_end)
     later = _event(T0 + timedelta(hours=1), received=T0 + timedelta(hours=1))
 
     def decision(policy: FetchPolicy) -> str:
@@ -192,6 +200,36 @@ def test_a_paid_invoice_refreshes_its_subscription_only_when_the_payment_can_cha
     assert decision(FetchPolicy.WHEN_SAFE) == expected, case
     assert decision(FetchPolicy.ALWAYS_TRUST) == expected, case
     assert decision(FetchPolicy.ALWAYS_FETCH) == "fetch", case
+
+
+@pytest.mark.parametrize(
+    ("stored", "offered", "expected"),
+    [
+        ("active", "past_due", "fetch"),
+        ("active", "canceled", "fetch"),
+        ("trialing", "paused", "fetch"),
+        ("trialing", "active", "payload"),
+        ("past_due", "active", "payload"),
+        ("incomplete", "active", "payload"),
+        ("past_due", "unpaid", "payload"),
+        (None, "past_due", "payload"),
+    ],
+)
+def test_a_snapshot_that_ends_good_standing_is_confirmed_with_stripe(
+    stored: str | None, offered: str, expected: str
+) -> None:
+    for policy in (FetchPolicy.WHEN_SAFE, FetchPolicy.ALWAYS_TRUST):
+        decision = decide(
+            policy,
+            _event(),
+            watermark=T0 - timedelta(seconds=1),
+            fetched_at=None,
+            payload={**FULL, "status": offered},
+            kind="subscription",
+            pinned_version=PINNED,
+            stored_status=stored,
+        )
+        assert decision == expected, (stored, offered, policy)
 
 
 @pytest.mark.parametrize(
@@ -366,3 +404,92 @@ def test_a_429_reschedules_the_job_and_the_event_is_processed_later(
     statuses = event_statuses(app)
     assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}
     assert all(statuses[event_id][1] == 1 for event_id in waiting)
+
+
+# -- a payment whose refresh was skipped, then older snapshots ----------------------------
+
+FAILING_CARD = "4000000000000341"
+
+
+def _access_of(app: Flask, billable: str) -> Access:
+    """What ``billable`` may use in a request now (the host bills by that key)."""
+    host(app).billing.billable_loader(lambda: Billable(billable))
+    with app.test_request_context():
+        return current_access()
+
+
+def _subscription_update(events: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
+    return [
+        event
+        for event in events
+        if event["type"] == "customer.subscription.updated"
+        and event["data"]["object"]["status"] == status
+    ]
+
+
+@pytest.mark.ordered_delivery
+def test_a_late_past_due_snapshot_does_not_undo_a_renewal_that_was_paid(
+    app_factory: Callable[..., Flask], sandbox: Any
+) -> None:
+    start = len(sandbox.events)
+    ids = signup(sandbox, "user:dunned")
+    sandbox.update_payment_method(ids["customer"], card=FAILING_CARD)
+    sandbox.advance(days=32)  # the renewal; its payment fails an hour later: past_due
+    sandbox.update_payment_method(ids["customer"])
+    sandbox.advance(days=3)  # the next retry pays the invoice: active again
+    events = sandbox.events[start:]
+    paid = [event for event in events if event["type"] == "invoice.paid"][-1]
+    assert paid["data"]["object"]["billing_reason"] == "subscription_cycle"
+    late = _subscription_update(events, "past_due")
+    recovery = [
+        e for e in _subscription_update(events, "active") if e["created"] >= paid["created"]
+    ]
+    assert late and recovery
+    # The failure's events are held up (an endpoint outage, say); the rest, the paying
+    # invoice.paid included, arrive on time.
+    held = {event["id"] for event in late + recovery}
+    held |= {event["id"] for event in events if event["type"] == "invoice.payment_failed"}
+    app = app_factory(sandbox=sandbox, LATTICE_PAST_DUE_GRACE=86400)
+    client = app.test_client()
+    on_time = [e for e in events if e["id"] not in held and e["created"] <= paid["created"]]
+    deliver(client, on_time, sandbox.webhook_secret)
+    run_worker(app)
+    assert subscription_row(app, ids["subscription"]).status == "active"
+    assert _access_of(app, "user:dunned").active
+    # Stripe's retry of the held past_due snapshot comes before the recovery's update,
+    # more than CLOCK_TOLERANCE after the app's last fetch.
+    time.sleep(CLOCK_TOLERANCE.total_seconds() * 2.5)
+    deliver(client, late, sandbox.webhook_secret)
+    run_worker(app)
+    assert sandbox.client().v1.subscriptions.retrieve(ids["subscription"]).status == "active"
+    assert subscription_row(app, ids["subscription"]).status == "active"
+    assert _access_of(app, "user:dunned").active
+
+
+@pytest.mark.ordered_delivery
+def test_the_paid_final_invoice_of_a_canceled_subscription_ends_it(
+    app_factory: Callable[..., Flask], sandbox: Any
+) -> None:
+    app = app_factory(sandbox=sandbox)
+    client = app.test_client()
+    seen = len(sandbox.events)
+
+    def deliver_new(hold: Callable[[dict[str, Any]], bool] = lambda event: False) -> None:
+        nonlocal seen
+        events = sandbox.events[seen:]
+        seen += len(events)
+        deliver(client, [event for event in events if not hold(event)], sandbox.webhook_secret)
+        run_worker(app)
+
+    ids = signup(sandbox, "user:leaving")
+    deliver_new()
+    sandbox.advance(seconds=1)
+    switch_price(sandbox, ids["subscription"], "team_monthly")  # leaves pending prorations
+    deliver_new()
+    time.sleep(CLOCK_TOLERANCE.total_seconds() * 1.5)  # real time passes before the cancel
+    sandbox.advance(days=3)
+    sandbox.client().v1.subscriptions.cancel(ids["subscription"], params={"invoice_now": True})
+    # The final invoice's events arrive; customer.subscription.deleted is still on its way.
+    deliver_new(hold=lambda event: event["type"] == "customer.subscription.deleted")
+    assert sandbox.client().v1.subscriptions.retrieve(ids["subscription"]).status == "canceled"
+    assert subscription_row(app, ids["subscription"]).status == "canceled"

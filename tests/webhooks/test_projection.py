@@ -246,8 +246,9 @@ def test_trusted_payloads_never_let_an_older_snapshot_win(
     )
 
     # A newer snapshot still wins, and a tie (same second) is re-fetched: here Stripe is
-    # unreachable, so the tie fails and is retried rather than guessed.
-    newest = _subscription_event("evt_newest", 2_000_000_200, "past_due")
+    # unreachable, so the tie fails and is retried rather than guessed. (The newer one
+    # stays in good standing: one that ended it would be confirmed with Stripe too.)
+    newest = _subscription_event("evt_newest", 2_000_000_200, "trialing")
     tie = copy.deepcopy(newest)
     tie["id"], tie["data"]["object"]["status"] = "evt_tie", "active"
     for event in (newest, tie):
@@ -256,7 +257,7 @@ def test_trusted_payloads_never_let_an_older_snapshot_win(
     statuses = event_statuses(app)
     assert statuses["evt_newest"] == ("processed", 1)
     assert statuses["evt_tie"][0] == "failed"
-    assert subscription_row(app, "sub_trusted").status == "past_due"
+    assert subscription_row(app, "sub_trusted").status == "trialing"
 
 
 def test_a_portal_card_change_reaches_the_subscription(app: Flask, sandbox: Any) -> None:
