@@ -37,6 +37,29 @@ CYCLE = "subscription_cycle"
 MONTH = timedelta(days=30)
 
 
+def _decide(
+    policy: FetchPolicy,
+    event: EventMark,
+    *,
+    watermark: datetime,
+    payload: dict[str, Any] | None,
+    stored_status: str | None,
+    paid_invoice: PaidInvoice | None = None,
+) -> str:
+    """The decision for a subscription row with this watermark and status, never fetched."""
+    return decide(
+        policy,
+        event,
+        watermark=watermark,
+        fetched_at=None,
+        payload=payload,
+        kind="subscription",
+        pinned_version=PINNED,
+        stored_status=stored_status,
+        paid_invoice=paid_invoice,
+    )
+
+
 def _event(created: datetime = T0, *, version: str = PINNED, received: datetime = T0) -> EventMark:
     return EventMark(id="evt_1", created=created, api_version=version, received_at=received)
 
@@ -144,17 +167,15 @@ def test_a_tie_between_invoice_stages_needs_no_fetch(
         stored_status=stored,
     )
     assert decision == expected
-    # A subscription has no one-way lifecycle (active and past_due alternate).
+    # A subscription has no one-way lifecycle (active and past_due alternate); the tie is
+    # past_due → active, which leaves good standing alone, so only the tie decides.
     assert (
-        decide(
+        _decide(
             FetchPolicy.WHEN_SAFE,
             _event(),
             watermark=T0,
-            fetched_at=None,
-            payload={**FULL, "status": "past_due"},
-            kind="subscription",
-            pinned_version=PINNED,
-            stored_status="active",
+            payload={**FULL, "status": "active"},
+            stored_status="past_due",
         )
         == "fetch"
     )
@@ -185,16 +206,8 @@ def test_a_paid_invoice_refreshes_its_subscription_only_when_the_payment_can_cha
     later = _event(T0 + timedelta(hours=1), received=T0 + timedelta(hours=1))
 
     def decision(policy: FetchPolicy) -> str:
-        return decide(
-            policy,
-            later,
-            watermark=T0,
-            fetched_at=None,
-            payload=None,
-            kind="subscription",
-            pinned_version=PINNED,
-            stored_status=status,
-            paid_invoice=paid,
+        return _decide(
+            policy, later, watermark=T0, payload=None, stored_status=status, paid_invoice=paid
         )
 
     assert decision(FetchPolicy.WHEN_SAFE) == expected, case
@@ -219,14 +232,11 @@ def test_a_snapshot_that_ends_good_standing_is_confirmed_with_stripe(
     stored: str | None, offered: str, expected: str
 ) -> None:
     for policy in (FetchPolicy.WHEN_SAFE, FetchPolicy.ALWAYS_TRUST):
-        decision = decide(
+        decision = _decide(
             policy,
             _event(),
             watermark=T0 - timedelta(seconds=1),
-            fetched_at=None,
             payload={**FULL, "status": offered},
-            kind="subscription",
-            pinned_version=PINNED,
             stored_status=stored,
         )
         assert decision == expected, (stored, offered, policy)
