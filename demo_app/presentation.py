@@ -90,10 +90,14 @@ def account_banner() -> Banner | None:
 
 
 def error_page(error: HTTPException) -> ResponseReturnValue:
-    """Errors as a styled page that says what went wrong (API calls keep the plain error)."""
+    """Errors as a styled page that says what went wrong (API calls keep the plain error).
+
+    The page keeps the error's own headers (``Retry-After`` of a 503 or 429, ``Allow`` of
+    a 405), all but its content type."""
     if request.path.endswith(".json") or request.accept_mimetypes.best == "application/json":
         return error
-    return render_template("error.html", error=error), error.code or 500
+    headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
+    return render_template("error.html", error=error), error.code or 500, headers
 
 
 def install(app: Flask) -> None:

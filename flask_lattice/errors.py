@@ -16,7 +16,12 @@ Three families sit under the root:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from werkzeug.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 
 class LatticeError(Exception):
@@ -173,6 +178,25 @@ class BillingUnavailable(BillingHTTPError):
     """Stripe could not be reached or refused the call; nothing was changed (503)."""
 
     code = 503
+
+
+class DatabaseBusy(BillingUnavailable):
+    """The database stayed locked past the wait it allows: SQLite's busy timeout, a
+    PostgreSQL lock or statement timeout, a deadlock, or no free pooled connection. The
+    request's transaction was rolled back, so nothing of it was written locally (503, with
+    a ``Retry-After`` header in seconds)."""
+
+    description = "Billing is busy right now. Please try again in a moment."
+    #: Seconds after which trying again makes sense (the ``Retry-After`` header).
+    retry_after = 5
+
+    def get_headers(
+        self,
+        environ: WSGIEnvironment | None = None,
+        scope: dict[str, Any] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Werkzeug's headers plus ``Retry-After``."""
+        return [*super().get_headers(environ, scope), ("Retry-After", str(self.retry_after))]
 
 
 class PriceUnavailable(BillingUnavailable):

@@ -26,6 +26,7 @@ from ..errors import StripeAPIError
 from ..models import AdminAudit, EventStatus, MrrSnapshot, WebhookEvent, utcnow
 from ..state import get_state
 from ..web import csrf
+from ..web.http import answer_database_busy_on
 from ..webhooks import queue
 from ..webhooks.recover import recover_undelivered
 from ..webhooks.replay import replay, select_for_replay
@@ -35,6 +36,7 @@ from .paging import keyset_page
 from .redact import redact
 
 blueprint = Blueprint("lattice_admin", __name__, template_folder="../templates")
+answer_database_busy_on(blueprint)
 blueprint.before_request(require_operator)
 
 #: The most events one "replay all failed of a type" may reset.

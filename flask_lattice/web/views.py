@@ -38,12 +38,20 @@ from ..plans import Plan
 from ..state import current_billable, get_state
 from ..webhooks import route
 from . import csrf, waiting
-from .http import no_store, refuse_price_fields, require_billable, return_url, stripe_errors
+from .http import (
+    answer_database_busy_on,
+    no_store,
+    refuse_price_fields,
+    require_billable,
+    return_url,
+    stripe_errors,
+)
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("lattice", __name__, template_folder="../templates")
 blueprint.add_url_rule("/webhook", "webhook", route.receive, methods=["POST"])
+answer_database_busy_on(blueprint)
 
 blueprint.add_app_template_global(csrf.csrf_token, "lattice_csrf_token")
 blueprint.add_app_template_global(csrf.csrf_field_name, "lattice_csrf_field_name")

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
 from ..config import LatticeConfig
-from ..errors import InvalidSignature, WebhookRejected
+from ..errors import DatabaseBusy, InvalidSignature, WebhookRejected
 from ..models import EventStatus, WebhookEvent, insert_ignoring_conflicts, utcnow
 from ..state import get_state
 from ..stripe_gateway import verify_signature
@@ -57,7 +57,10 @@ def receive() -> Response:
         stored = _store(state.db.engine, row)
     except SQLAlchemyError as error:
         log.error("could not store webhook event %s: %s", row["id"], error)
-        raise ServiceUnavailable("The event could not be stored; Stripe will retry.") from None
+        raise ServiceUnavailable(
+            "The event could not be stored; Stripe will retry.",
+            retry_after=DatabaseBusy.retry_after,
+        ) from None
     if stored:
         queue.enqueue_soon(row["id"])
     return Response(b"stored\n" if stored else b"duplicate\n", 200, mimetype="text/plain")

@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -18,7 +19,7 @@ from flask_lattice.webhooks import queue
 from tests.admin.conftest import Console
 from tests.admin.helpers import PREFIX, post
 from tests.helpers.pipeline import deliver, event_statuses, signup
-from tests.helpers.support import host, run_worker
+from tests.helpers.support import host, locked_for_writes, run_worker
 
 CHECKOUT = "checkout.session.completed"
 
@@ -137,6 +138,17 @@ def test_replay_all_failed_of_a_type_counts_first_and_respects_the_cap(
     assert app.test_cli_runner().invoke(args=["lattice", "replay", "--failed"]).exit_code == 0
     run_worker(app)
     assert {event_statuses(app)[event_id][0] for event_id in failed} == {"processed"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_action_is_answered_503_while_the_database_is_locked(console: Console) -> None:
+    with locked_for_writes(console.app):
+        refused = post(console.operator, "/drain")
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "5"
+    assert _audit(console.app) == []
+    assert post(console.operator, "/drain").status_code == 303
+    assert [row[1] for row in _audit(console.app)] == ["drain"]
 
 
 def test_drain_now_enqueues_what_lost_its_job(console: Console, sandbox: Any) -> None:

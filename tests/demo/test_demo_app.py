@@ -23,7 +23,7 @@ from demo_app.models import Note, User
 from demo_app.presentation import money
 from flask_lattice.models import Subscription
 from tests.helpers.demo import PASSWORD, sign_up, subscribe
-from tests.helpers.support import run_worker, serving
+from tests.helpers.support import locked_for_writes, run_worker, serving
 
 # -- accounts ------------------------------------------------------------------------------
 
@@ -292,6 +292,26 @@ def test_money_keeps_a_real_minus_sign() -> None:
     assert money(900, "eur") == "€9.00"
     assert money(5, "sek") == "0.05 SEK"
     assert money(None) == "—"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_upgrading_while_the_database_is_locked_shows_a_page_that_says_try_again(
+    demo: Flask, client: FlaskClient
+) -> None:
+    sign_up(client)
+    with locked_for_writes(demo):
+        response = client.post("/billing/checkout", data={"plan": "pro", "interval": "month"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "Please try again in a moment." in response.text
+    assert "Quillnote" in response.text
+
+
+def test_error_pages_keep_the_errors_headers(client: FlaskClient) -> None:
+    response = client.get("/logout")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+    assert response.mimetype == "text/html" and "Quillnote" in response.text
 
 
 # -- the developer page and the two modes ---------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -160,6 +161,31 @@ def driver_statements(app: Flask) -> Iterator[list[str]]:
     finally:
         sa.event.remove(engine, "checkout", trace)
         sa.event.remove(engine, "checkin", untrace)
+
+
+@contextmanager
+def locked_for_writes(app: Flask) -> Iterator[None]:
+    """Another process holds SQLite's write lock inside the block, and ``app`` waits at
+    most 50 ms for it, so its writes fail with "database is locked" (SQLite only)."""
+    with app.app_context():
+        engine = app.extensions["sqlalchemy"].engine
+    database = engine.url.database
+    assert engine.dialect.name == "sqlite" and database is not None
+
+    def short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=50")
+
+    engine.dispose()
+    sa.event.listen(engine, "connect", short_busy_timeout)
+    other_process = sqlite3.connect(database, timeout=0)
+    other_process.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other_process.rollback()
+        other_process.close()
+        sa.event.remove(engine, "connect", short_busy_timeout)
+        engine.dispose()
 
 
 def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,7 @@ from tests.helpers.spine import (
     signed_in,
     subscribe_in_stripe,
 )
-from tests.helpers.support import host, login, make_user
+from tests.helpers.support import host, locked_for_writes, login, make_user
 
 # -- the pricing page -----------------------------------------------------------------------
 
@@ -70,16 +69,8 @@ def test_pricing_amounts_come_from_the_cache_until_it_expires(
 def test_pricing_answers_with_stripe_prices_when_the_cache_cannot_be_written(
     app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with app.app_context():
-        database = host(app).db.engine.url.database
-    assert database is not None
-    other_process = sqlite3.connect(database, timeout=0)
-    other_process.execute("BEGIN IMMEDIATE")  # holds the write lock past the busy timeout
-    try:
+    with locked_for_writes(app):
         response = app.test_client().get("/billing/pricing")
-    finally:
-        other_process.rollback()
-        other_process.close()
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "$12.00" in page and "$49.00" in page
