@@ -142,6 +142,11 @@ class InvalidNumber(BillingHTTPError):
     description names the field."""
 
 
+class InvalidDate(BillingHTTPError):
+    """A date form or query field is not a date written ``YYYY-MM-DD`` (400); the
+    description names the field."""
+
+
 class OperationConflict(BillingHTTPError):
     """The change cannot be made in the subscription's current state (409)."""
 

@@ -15,9 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import BadRequest
 
+from ..billing.form_values import whole_number
+from ..errors import InvalidNumber
+
 T = TypeVar("T")
 
 PAGE_SIZE = 50
+#: The largest integer id a cursor may name (a signed 64-bit column's).
+_MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,8 @@ def _parse(cursor: str, timed: bool) -> tuple[Any, ...]:
             if parsed.tzinfo is None or not key:
                 raise ValueError(cursor)
             return parsed, key
-        return (int(cursor),)
-    except ValueError:
+        return (whole_number(cursor, "after", low=0, high=_MAX_ID),)
+    except (ValueError, InvalidNumber):
         raise BadRequest("The page cursor is not valid; start again from the first page.") from None
 
 

@@ -19,7 +19,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import revenue
-from ..billing.numbers import whole_number
+from ..billing.form_values import calendar_date, whole_number
 from ..billing.prices import format_amount
 from ..billing.sync import sync
 from ..errors import StripeAPIError
@@ -75,12 +75,7 @@ def _next_page_url(cursor: str) -> str:
 
 def _day(name: str) -> date | None:
     value = request.args.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a date such as 2026-01-31.") from None
+    return calendar_date(value, name) if value else None
 
 
 def _midnight(day: date) -> datetime:
@@ -97,7 +92,8 @@ def _event_filter() -> inbox.EventFilter:
         type=(request.args.get("type") or "").strip() or None,
         object_id=(request.args.get("object") or "").strip() or None,
         since=_midnight(since) if since else None,
-        until=_midnight(until + timedelta(days=1)) if until else None,
+        # Until the end of that day; the last day there is has no end to bound it by.
+        until=_midnight(until + timedelta(days=1)) if until and until < date.max else None,
     )
 
 

@@ -37,7 +37,7 @@ from .checkout import sellable_plan
 from .clocks import subscription_time
 from .customers import find_customer
 from .facade import SubscriptionsFacade
-from .numbers import whole_number
+from .form_values import calendar_date, whole_number
 from .portal import default_subscription, owned_subscription
 from .prices import offered_price
 from .seats import check_seats, parse_seats, swap_quantity
@@ -529,19 +529,17 @@ def _line(line: Any) -> PreviewLine:
 
 
 def _resumes_at(value: str | None) -> int | None:
-    """A ``resumes_at`` form value (``YYYY-MM-DD`` or a unix time) as a future timestamp,
-    no later than :data:`MAX_TIMESTAMP` (anything else is :class:`OperationRefused`)."""
+    """A ``resumes_at`` form value (``YYYY-MM-DD``, midnight UTC, or a unix time) as a
+    future timestamp, no later than :data:`MAX_TIMESTAMP`. Raises :class:`InvalidDate` or
+    :class:`InvalidNumber` for another form, :class:`OperationRefused` for a time out of
+    range."""
     if not value:
         return None
     if value.isascii() and value.isdigit():
         when = whole_number(value, "resumes_at", low=1, high=MAX_TIMESTAMP)
     else:
-        try:
-            when = int(datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp())
-        except ValueError:
-            raise OperationRefused(
-                "resumes_at must be a date (YYYY-MM-DD) or a unix time."
-            ) from None
+        day = calendar_date(value, "resumes_at")
+        when = int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
     if when > MAX_TIMESTAMP:
         raise OperationRefused("resumes_at must be a date before the year 10000.")
     if when <= time.time():

@@ -13,7 +13,7 @@ from ..billable import Billable
 from ..errors import CheckoutRefused, InvalidNumber, LatticeError, OperationRefused, SeatsRefused
 from ..plans import MAX_SEATS, Plan
 from ..state import get_state
-from .numbers import whole_number
+from .form_values import whole_number
 
 #: Form fields that would set a number of seats.
 SEAT_FIELDS = ("seats", "quantity")

@@ -85,12 +85,17 @@ def store_event(payload: bytes) -> tuple[str, bool]:
 
 def _read_body(limit: int) -> bytes:
     """The raw body, at most ``limit`` bytes: Flask's per-request ``max_content_length``
-    refuses a longer body, announced or streamed (Werkzeug's limited stream)."""
-    request.max_content_length = limit
+    refuses a longer announced body. A streamed (chunked) one is read up to one byte past
+    ``limit``, because Werkzeug stops a stream at its limit without saying whether more
+    was sent: a body that reaches that byte is too large."""
+    request.max_content_length = limit + 1
     try:
-        return request.get_data(cache=False)
+        payload = request.get_data(cache=False)
     except RequestEntityTooLarge:
         raise _too_large(limit) from None
+    if len(payload) > limit:
+        raise _too_large(limit)
+    return payload
 
 
 def _too_large(limit: int) -> Refused:

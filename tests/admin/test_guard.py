@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from flask_lattice.models import AdminAudit
@@ -85,3 +86,36 @@ def test_bad_filters_and_cursors_are_400_not_500(console: Console) -> None:
         assert console.operator.get(f"{PREFIX}/events?{query}").status_code == 400, query
     assert console.operator.get(f"{PREFIX}/subscriptions?after=x").status_code == 400
     assert console.operator.get(f"{PREFIX}/events/evt_missing").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=2026-W05-1",  # week date
+        "until=20260131",  # basic form
+        "since=2026-01-31T00:00:00",  # a time
+        "until=2026-02-30",
+        "since=%D9%A3%D9%A3%D9%A3%D9%A3-01-01",  # other scripts' digits
+    ],
+)
+def test_a_date_filter_takes_yyyy_mm_dd_only(console: Console, query: str) -> None:
+    response = console.operator.get(f"{PREFIX}/events?{query}")
+    assert response.status_code == 400
+    assert "YYYY-MM-DD" in response.get_data(as_text=True)
+
+
+def test_the_last_day_there_is_filters_without_overflowing(console: Console) -> None:
+    for query in ("until=9999-12-31", "since=9999-12-31", "since=0001-01-01&until=9999-12-31"):
+        assert console.operator.get(f"{PREFIX}/events?{query}").status_code == 200, query
+
+
+@pytest.mark.parametrize("path", ["/audit", "/subscriptions"])
+@pytest.mark.parametrize(
+    "cursor", ["9999999999999999999", "-9999999999999999999", "-1", "%D9%A3", "1_0", "%201"]
+)
+def test_an_id_cursor_out_of_range_or_not_in_digits_is_400(
+    console: Console, path: str, cursor: str
+) -> None:
+    response = console.operator.get(f"{PREFIX}{path}?after={cursor}")
+    assert response.status_code == 400
+    assert "start again from the first page" in response.get_data(as_text=True)

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_lattice.billable import Billable
-from flask_lattice.billing.numbers import whole_number
+from flask_lattice.billing.form_values import whole_number
 from flask_lattice.billing.seats import swap_quantity
 from flask_lattice.errors import InvalidNumber, LatticeError, SeatsRefused
 from flask_lattice.state import get_state

@@ -242,6 +242,19 @@ def test_pause_resumes_at_must_be_a_future_date(subscriber: Subscriber) -> None:
     assert subscriber.stripe()["pause_collection"] is None
 
 
+def test_pause_resumes_at_takes_a_date_or_a_unix_time_and_nothing_else(
+    subscriber: Subscriber,
+) -> None:
+    # A time with an offset once lost its offset: +14:00 paused 14 hours too long.
+    for resumes_at in ["2030-01-01T00:00:00+14:00", "2030-01-01T12:00", "2030-W01-1", "2030-001"]:
+        response = subscriber.post("pause", behavior="void", resumes_at=resumes_at)
+        assert response.status_code == 400, resumes_at
+        assert "YYYY-MM-DD" in response.get_data(as_text=True), resumes_at
+    assert subscriber.stripe()["pause_collection"] is None
+    assert subscriber.post("pause", behavior="void", resumes_at="2030-01-01").status_code == 303
+    assert subscriber.stripe()["pause_collection"]["resumes_at"] == 1893456000  # midnight UTC
+
+
 def test_json_clients_get_202(subscriber: Subscriber) -> None:
     response = subscriber.client.post(
         "/billing/subscription/cancel",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
+import http.client
 import json
 import socket
 import time
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -18,8 +19,9 @@ from rq import Queue
 from flask_lattice.models import WebhookEvent
 from flask_lattice.testing import sign_payload
 from flask_lattice.webhooks import queue, rejections
+from flask_lattice.webhooks.envelope import Reason
 from tests.helpers.pipeline import post_event
-from tests.helpers.support import TEST_WEBHOOK_SECRET, host
+from tests.helpers.support import TEST_WEBHOOK_SECRET, host, serving
 
 OTHER_SECRET = "whsec_rotated_second_secret"
 
@@ -152,23 +154,47 @@ def test_an_oversized_body_gets_413_before_it_is_read(app_factory: Callable[...,
     assert stored(app) == []
 
 
+def _post_chunked(base_url: str, body: bytes) -> tuple[int, str]:
+    """POST ``body`` to the webhook route over real HTTP, chunked (no Content-Length)."""
+    connection = http.client.HTTPConnection(urlsplit(base_url).netloc, timeout=30)
+    chunks = (body[start : start + 65536] for start in range(0, len(body), 65536))
+    headers = {"Stripe-Signature": sign_payload(body, TEST_WEBHOOK_SECRET)}
+    connection.request(
+        "POST", "/billing/webhook", body=chunks, headers=headers, encode_chunked=True
+    )
+    response = connection.getresponse()
+    answer = (response.status, response.read().decode())
+    connection.close()
+    return answer
+
+
+def _event_of_size(size: int, event_id: str) -> bytes:
+    """A Stripe event whose JSON body is exactly ``size`` bytes."""
+    event = an_event(event_id)
+    event["data"]["object"]["description"] = ""
+    padding = size - len(json.dumps(event).encode())
+    event["data"]["object"]["description"] = "x" * padding
+    body = json.dumps(event).encode()
+    assert len(body) == size
+    return body
+
+
 def test_an_oversized_body_without_content_length_gets_413(
-    app_factory: Callable[..., Flask],
+    app_factory: Callable[..., Flask], sandbox: Any
 ) -> None:
     app = app_factory(LATTICE_WEBHOOK_MAX_BYTES=2048)
-    event = an_event()
-    event["data"]["object"]["description"] = "x" * 4096
-    body = json.dumps(event).encode()
-
-    # A chunked body: the server terminates the stream, there is no Content-Length.
-    response = app.test_client().post(
-        "/billing/webhook",
-        input_stream=io.BytesIO(body),
-        headers={"Stripe-Signature": sign_payload(body, TEST_WEBHOOK_SECRET)},
-        environ_overrides={"wsgi.input_terminated": True},
-    )
-    assert response.status_code == 413
-    assert stored(app) == []
+    with serving(app, sandbox) as base_url:
+        # A chunked body: the server terminates the stream, there is no Content-Length.
+        status, text = _post_chunked(base_url, _event_of_size(2049, "evt_route_big"))
+        fits = _post_chunked(base_url, _event_of_size(2048, "evt_route_fits"))
+        far_over = _post_chunked(base_url, _event_of_size(600_000, "evt_route_huge"))
+    assert status == 413
+    assert "limited to 2048 bytes" in text
+    assert far_over[0] == 413
+    assert fits[0] == 200
+    assert [row.id for row in stored(app)] == ["evt_route_fits"]
+    with app.app_context():
+        assert rejections.recent(app) == {Reason.TOO_LARGE: 2}
 
 
 @pytest.mark.parametrize(
