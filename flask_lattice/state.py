@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, abort, current_app, g
 from flask.typing import ResponseReturnValue
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .stripe_gateway import StripeGateway
 
 EXTENSION_KEY = "lattice"
+#: Where :func:`current_billable` keeps the request's billable on ``g``.
+_BILLABLE_KEY = "lattice_billable"
+_UNRESOLVED = object()
 
 BillableLoader = Callable[[], Billable | None]
 EventHandler = Callable[[dict[str, Any]], None]
@@ -69,14 +72,18 @@ def current_billable() -> Billable | None:
 
     Resolved once per request and cached on ``g``.
     """
-    if "lattice_billable" not in g:
+    # Resolved once: each use of Flask's ``g`` proxy costs more than the rest of a cached
+    # call, and every gated request comes here.
+    request_globals = g._get_current_object()
+    billable = getattr(request_globals, _BILLABLE_KEY, _UNRESOLVED)
+    if billable is _UNRESOLVED:
         loader = get_state().hooks.billable_loader
         if loader is None:
-            g.lattice_billable = billable_from_user(current_user._get_current_object())
+            billable = billable_from_user(current_user._get_current_object())
         else:
-            g.lattice_billable = loader()
-    billable: Billable | None = g.lattice_billable
-    return billable
+            billable = loader()
+        setattr(request_globals, _BILLABLE_KEY, billable)
+    return cast(Billable | None, billable)
 
 
 def unauthorized() -> ResponseReturnValue:

@@ -90,17 +90,17 @@ def default_policy(subscription: SubscriptionState, now: datetime) -> str | None
 def current_access() -> Access:
     """What the current billable may use: its effective plan, the subscription behind it
     and whether one grants it. Read once per request (one query), then cached on ``g``."""
-    cached: Access | None = g.get(_CACHE_KEY)
+    request_globals = g._get_current_object()  # once: each use of the proxy has a cost
+    cached: Access | None = getattr(request_globals, _CACHE_KEY, None)
     if cached is None:
-        cached = _load_access(current_billable())
-        setattr(g, _CACHE_KEY, cached)
+        cached = _load_access(get_state(), current_billable())
+        setattr(request_globals, _CACHE_KEY, cached)
     return cached
 
 
-def _load_access(billable: Billable | None) -> Access:
+def _load_access(state: LatticeState, billable: Billable | None) -> Access:
     if billable is None:
         return Access(plan=None, subscription=None, active=False)
-    state = get_state()
     policy: PolicyFunction = state.hooks.access_policy or _built_in_policy(state)
     rows = subscription_states(billable.key, state.db.session)
     return resolve(rows, utcnow(), policy, state.config.plans)
@@ -133,7 +133,7 @@ def subscription() -> Subscription | None:
 def has_plan(plan: str) -> bool:
     """Whether the billable holds ``plan`` or a higher-ranked plan (an unknown ``plan``
     raises :class:`~.errors.UnknownPlanError` naming the known ones)."""
-    held = current_plan()
+    held = current_access().plan
     return get_state().config.plans.admits(held.key if held else None, plan)
 
 

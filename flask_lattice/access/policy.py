@@ -180,7 +180,7 @@ def resolve(
     rows = list(subscriptions)
     best: tuple[Plan, SubscriptionState] | None = None
     for row in rows:
-        key = policy(row, billing_time(row, now))
+        key = policy(row, now if row.clock_frozen_time is None else billing_time(row, now))
         if key is None:
             continue
         if key not in plans:

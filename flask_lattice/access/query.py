@@ -49,11 +49,11 @@ def subscription_states(
     """
     connection = (session or get_state().db.session).connection()
     rows = connection.execute(_STATES_OF_BILLABLE, {"billable_key": billable_key}).all()
-    clock_ids = sorted({row.test_clock for row in rows if row.test_clock is not None})
-    clocks: dict[str, tuple[Any, ...]] = {}
-    if clock_ids:
-        found = connection.execute(_CLOCKS_BY_ID, {"clock_ids": clock_ids})
-        clocks = {clock[0]: tuple(clock[1:]) for clock in found}
+    on_clocks = [row.test_clock for row in rows if row.test_clock is not None]
+    if not on_clocks:  # live mode: no row has a clock
+        return [SubscriptionState(*row[:-1]) for row in rows]
+    found = connection.execute(_CLOCKS_BY_ID, {"clock_ids": sorted(set(on_clocks))})
+    clocks = {clock[0]: tuple(clock[1:]) for clock in found}
     return [SubscriptionState(*row[:-1], *clocks.get(row.test_clock, _NO_CLOCK)) for row in rows]
 
 
