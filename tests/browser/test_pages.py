@@ -125,6 +125,17 @@ def test_signed_in_free_pages(page: Any, shots: Shots, viewport: str) -> None:
     shots("dev")
 
 
+def test_text_without_spaces_wraps_and_nothing_waits_unasked(
+    page: Any, shots: Shots, viewport: str
+) -> None:
+    sign_up(page, "Ada " + "N" * 116)  # the longest name the form takes, in one word
+    write_note(page, "https://example.com/" + "a" * 180, "A pasted link as the title.")
+    shots("long-text-dashboard")  # the audit refuses a page that scrolls sideways
+    page.goto("/account/billing")
+    expect(page.get_by_test_id("billing-waiting")).to_be_hidden()  # nothing is pending
+    shots("long-text-billing")
+
+
 def test_export_download_name_matches_the_page(page: Any, shots: Shots) -> None:
     sign_up(page, "Frances Allen")
     write_note(page, "Groceries", "eggs, flour")
