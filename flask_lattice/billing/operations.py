@@ -140,6 +140,13 @@ class SeatPreview(ChangePreview):
     unit_amount: int | None
 
 
+#: Why a plan or seat change is refused while the subscription is ``past_due``.
+PAST_DUE_MESSAGE = (
+    "Your last payment failed. Update your payment method and pay the open invoice "
+    "before changing your plan or seats."
+)
+
+
 # -- ownership ------------------------------------------------------------------------------
 
 
@@ -174,6 +181,16 @@ def load_target(billable: Billable, subscription_id: str | None) -> Target:
     return Target(subscription_id=found, live=live, item=item, plan=plan, row=row)
 
 
+def _paid_up(target: Target) -> Target:
+    """``target``, unless its last payment failed (Stripe's ``past_due``): a plan or seat
+    change then bills the card that just failed, and Stripe applies the change even when
+    that charge fails, so it would be granted unpaid. Raises :class:`OperationConflict`
+    (409); cancelling stays possible."""
+    if target.live["status"] == "past_due":
+        raise OperationConflict(PAST_DUE_MESSAGE)
+    return target
+
+
 def operation_scope(target: Target, token: str | None) -> str:
     """The idempotency scope of an operation: the form's one-time token, else local state.
 
@@ -205,7 +222,7 @@ def preview_swap(
     The price comes from the catalog; the proration date is fixed now and signed into the
     returned token, so :func:`confirm_swap` applies exactly the amounts shown.
     """
-    target = load_target(billable, subscription_id)
+    target = _paid_up(load_target(billable, subscription_id))
     chosen = interval or target.interval or ""
     plan = sellable_plan(plan_key, chosen)
     price = offered_price(plan, chosen)
@@ -244,7 +261,7 @@ def confirm_swap(billable: Billable, token: str, posted: Mapping[str, str | None
     plan = sellable_plan(shown["plan"], shown["interval"])
     if offered_price(plan, shown["interval"]).stripe_price_id != shown["price"]:
         raise OperationConflict("The plan's price changed; preview the change again.")
-    target = load_target(billable, shown["sub"])
+    target = _paid_up(load_target(billable, shown["sub"]))
     if target.item["id"] != shown["item"] or target.price_id not in (shown["from"], shown["price"]):
         raise OperationConflict("The subscription changed since the preview; preview it again.")
     catalog = get_state().config.plans
@@ -312,7 +329,7 @@ def _seat_change(
     billable: Billable, subscription_id: str | None, quantity: Any
 ) -> tuple[Target, Plan, int]:
     seats = parse_seats(quantity, "quantity")
-    target = load_target(billable, subscription_id)
+    target = _paid_up(load_target(billable, subscription_id))
     plan = _seat_plan(target)
     check_seats(billable, plan, seats)
     if seats == _quantity_of(target):
@@ -329,7 +346,7 @@ def confirm_seats(billable: Billable, token: str, posted: Mapping[str, str | Non
     the same preview is one change.
     """
     shown = _load_preview(token, _SEATS_SALT, posted)
-    target = load_target(billable, shown["sub"])
+    target = _paid_up(load_target(billable, shown["sub"]))
     unchanged = (target.item["id"], target.price_id) == (shown["item"], shown["price"])
     if not unchanged or _quantity_of(target) not in (shown["from"], shown["quantity"]):
         raise OperationConflict("The subscription changed since the preview; preview it again.")

@@ -385,3 +385,46 @@ def test_pricing_says_per_seat_for_per_seat_plans_only(app: Flask, sandbox: Any)
             "|{{ lattice_price_label(lattice_plans.get('free'), 'month') }}"
         ).render
         assert render() == "$49.00 per seat / month|$120.00 / year|None"
+
+
+# -- a failed payment ---------------------------------------------------------------------------
+
+
+def _fail_the_renewal(subscriber: Subscriber) -> None:
+    """Put a card that declines on the subscription and let it renew: it goes past_due."""
+    client = subscriber.sandbox.client()
+    customer = subscriber.stripe()["customer"]
+    failing = client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": customer}
+    )
+    client.v1.subscriptions.update(
+        subscriber.subscription_id, params={"default_payment_method": failing.id}
+    )
+    subscriber.sandbox.advance(days=32)
+    assert subscriber.stripe()["status"] == "past_due"
+
+
+def test_no_seat_or_plan_change_while_the_last_payment_failed(app: Flask, sandbox: Any) -> None:
+    # Stripe applies a change even when its charge fails: on a card that just failed, the
+    # seats would be granted unpaid. Cancelling stays possible.
+    team = subscribe(app, sandbox, plan="team")
+    fields, _, _ = page_of(team, "seats?quantity=3")  # previewed while paid up
+    _fail_the_renewal(team)
+    mark = len(sandbox.requests)
+    for response in (
+        json_post(team, "quantity", **fields),
+        json_post(team, "quantity", quantity="3"),
+        team.client.get(
+            "/billing/subscription/seats?quantity=3", headers={"Accept": "application/json"}
+        ),
+        team.client.get(
+            "/billing/subscription/swap?plan=pro&interval=month",
+            headers={"Accept": "application/json"},
+        ),
+    ):
+        assert response.status_code == 409
+        assert "Your last payment failed" in response.get_json()["message"]
+    assert writes_since(sandbox, mark) == []
+    assert item_of(team) == ("team_monthly", 1)
+    assert team.post("cancel").status_code == 303
+    assert team.stripe()["cancel_at_period_end"] is True
