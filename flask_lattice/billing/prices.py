@@ -20,31 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import PriceUnavailable, StripeAPIError, StripeNotFound
 from ..models import Price, utcnow
+from ..money import minor_unit_digits
 from ..plans import Plan, is_price_id
 from ..state import get_state
 
 log = logging.getLogger(__name__)
 
-_ZERO_DECIMAL = frozenset(
-    [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-)
 #: The locale whose currency symbols are shown (``$``, ``€``, ``£``, ``¥``…).
 _DISPLAY_LOCALE = "en_US"
 
@@ -67,16 +48,17 @@ def format_amount(unit_amount: int | None, currency: str) -> str:
     or ``9.90 CHF`` (a currency without a symbol of its own).
 
     ``unit_amount`` is in the currency's minor units, as Stripe's ``unit_amount`` and
-    invoice amounts are; Stripe's zero-decimal currencies (``jpy``, ``krw``…) have none.
+    invoice amounts are: two digits, none for Stripe's zero-decimal currencies (``jpy``,
+    ``krw``…) and three for its three-decimal ones (``kwd``…), by :mod:`flask_lattice.money`.
     ``currency`` is Stripe's lowercase ISO code. ``None`` (a custom price) is ``custom``.
     Symbols and grouping come from Babel (CLDR data).
     """
     if unit_amount is None:
         return "custom"
     code = currency.upper()
-    zero_decimal = currency.lower() in _ZERO_DECIMAL
-    magnitude = abs(unit_amount) if zero_decimal else Decimal(abs(unit_amount)) / 100
-    pattern = "#,##0" if zero_decimal else "#,##0.00"
+    digits = minor_unit_digits(currency)
+    magnitude = Decimal(abs(unit_amount)).scaleb(-digits)
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
     sign = "−" if unit_amount < 0 else ""
     symbol = get_currency_symbol(code, _DISPLAY_LOCALE)
     if symbol == code:

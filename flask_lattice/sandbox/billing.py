@@ -9,7 +9,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
+from babel.numbers import format_decimal, get_currency_symbol
+
+from ..money import minor_unit_digits
 from . import cards
 from .clock import DAY, add_interval, format_date
 from .core import SandboxCore
@@ -30,6 +34,68 @@ from .wire import JSON, StripeError
 
 INCOMPLETE_EXPIRY = 23 * 3600
 ENDED = ("canceled", "incomplete_expired")
+
+
+def format_money(amount: int | None, currency: str = "usd") -> str:
+    """An amount in minor units as a price: ``1999 usd`` → ``$19.99``, ``500 jpy`` → ``¥500``."""
+    digits = minor_unit_digits(currency)
+    value = Decimal(amount or 0).scaleb(-digits)
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    number = format_decimal(abs(value), format=pattern, locale="en_US")
+    symbol = get_currency_symbol(currency.upper(), locale="en_US")
+    space = " " if symbol[-1:].isalpha() else ""
+    return f"{'-' if value < 0 else ''}{symbol}{space}{number}"
+
+
+# -- Stripe's rules on what one subscription (and one customer) may combine ---------------------
+
+
+def check_prices(prices: Sequence[JSON], param: str, currency: str | None = None) -> None:
+    """One currency (``currency`` when given) and no price twice, as Stripe requires."""
+    currencies = {price["currency"] for price in prices} | ({currency} if currency else set())
+    if len(currencies) > 1:
+        raise StripeError("All prices on a subscription must have the same currency.", param=param)
+    seen: set[str] = set()
+    for price in prices:
+        if price["id"] in seen:
+            raise StripeError(
+                f"Cannot add multiple subscription items with the same price: {price['id']}",
+                param=param,
+            )
+        seen.add(price["id"])
+
+
+def customer_currency(core: SandboxCore, customer: JSON) -> str | None:
+    """The currency the customer is bound to by a live subscription, a pending invoice item or
+    an unpaid invoice (None when nothing binds it)."""
+    for sub in core.store.all("subscription"):
+        if sub["customer"] == customer["id"] and sub["status"] not in ENDED:
+            return str(sub["currency"])
+    for item in core.store.all("invoiceitem"):
+        if item["customer"] == customer["id"] and item["invoice"] is None:
+            return str(item["currency"])
+    for invoice in core.store.all("invoice"):
+        if invoice["customer"] == customer["id"] and invoice["status"] in ("draft", "open"):
+            return str(invoice["currency"])
+    return None
+
+
+def check_customer_currency(core: SandboxCore, customer: JSON, currency: str, param: str) -> None:
+    """Stripe's refusal to bill one customer in two currencies at once."""
+    bound = customer_currency(core, customer)
+    if bound is not None and bound != currency:
+        raise StripeError(
+            "You cannot combine currencies on a single customer. This customer has an active "
+            "subscription, subscription schedule, discount, quote, or invoice item with currency "
+            f"{bound}.",
+            param=param,
+        )
+
+
+def check_quantity(quantity: int, param: str) -> None:
+    """A subscription item's quantity may be zero, never negative."""
+    if quantity < 0:
+        raise StripeError("This value must be greater than or equal to 0.", param=param)
 
 
 # -- payment methods -----------------------------------------------------------------------
@@ -466,7 +532,8 @@ def cycle_lines(core: SandboxCore, sub: JSON, period: tuple[int, int]) -> list[J
                 amount=int(price["unit_amount"]) * quantity,
                 currency=price["currency"],
                 description=f"{quantity} × {product_name(core, price)} "
-                f"(at ${int(price['unit_amount']) / 100:.2f} / {price['recurring']['interval']})",
+                f"(at {format_money(price['unit_amount'], price['currency'])} / "
+                f"{price['recurring']['interval']})",
                 period=period,
                 price=price,
                 quantity=quantity,
@@ -492,6 +559,8 @@ def create_subscription(
     """Create and start a subscription: first invoice, its payment, and the status it implies."""
     if not items:
         raise StripeError("Missing required param: items.", param="items", code="parameter_missing")
+    check_prices([price for price, _ in items], "items")
+    check_customer_currency(core, customer, items[0][0]["currency"], "items")
     intervals = {_interval(price) for price, _ in items}
     if len(intervals) > 1:
         raise StripeError(
@@ -704,7 +773,10 @@ def plan_change(
                 param=f"items[{index}][price]",
                 code="parameter_missing",
             )
-        quantity = int(spec.get("quantity") or (old[1] if old else 1))
+        quantity = int(spec["quantity"]) if spec.get("quantity") not in (None, "") else None
+        if quantity is None:
+            quantity = old[1] if old else 1
+        check_quantity(quantity, f"items[{index}][quantity]")
         if item_id:
             after[item_id] = (price, quantity)
         else:
@@ -712,6 +784,7 @@ def plan_change(
     items = [(item_id, price, qty) for item_id, (price, qty) in after.items()] + added
     if not items:
         raise StripeError("A subscription must have at least one item.", param="items")
+    check_prices([price for _, price, _ in items], "items", sub["currency"])
     change = PlanChange(items=items)
     old_interval = _interval(sub["items"]["data"][0]["price"])
     change.reset_anchor = any(_interval(price) != old_interval for _, price, _ in items)

@@ -7,6 +7,10 @@ import time
 from datetime import UTC, datetime
 
 DAY = 86_400
+#: The last second of year 9999: Stripe refuses timestamps past it, and so does ``datetime``.
+MAX_TIMESTAMP = 253_402_300_799
+#: Stripe's longest billing interval, three years, in each interval unit.
+MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 
 
 class Clock:
@@ -31,7 +35,12 @@ class Clock:
 
 
 def add_interval(anchor: int, interval: str, count: int) -> int:
-    """``anchor`` plus ``count`` intervals; month ends clamp like Stripe (Jan 31 → Feb 28)."""
+    """``anchor`` plus ``count`` intervals; month ends clamp like Stripe (Jan 31 → Feb 28).
+
+    ``count`` must be positive: a zero count would never move a billing period forward.
+    """
+    if count < 1:
+        raise ValueError(f"an interval count must be at least 1, not {count}")
     if interval == "day":
         return anchor + count * DAY
     if interval == "week":

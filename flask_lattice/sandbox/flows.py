@@ -35,6 +35,10 @@ def complete_checkout(core: SandboxCore, session: JSON, number: str, email: str 
         error = cards.charge_error(number)
     if error is not None:
         raise error
+    if customer is not None:  # the customer may have subscribed in another currency since
+        billing.check_customer_currency(
+            core, customer, secret["line_items"][0]["currency"], "line_items"
+        )
     at = core.now_for(customer)
     if customer is None:
         customer = core.store.put(new_customer(new_id("cus", 14), at, None))

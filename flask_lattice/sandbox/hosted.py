@@ -18,12 +18,9 @@ hosted = Blueprint("hosted", __name__, template_folder="templates")
 
 @hosted.app_template_filter("money")
 def money(amount: int | None, currency: str = "usd") -> str:
-    """``1999`` → ``$19.99`` (other currencies get their code)."""
-    value = (amount or 0) / 100
-    sign = "-" if value < 0 else ""
-    symbol = "$" if currency == "usd" else ""
-    suffix = "" if currency == "usd" else f" {currency.upper()}"
-    return f"{sign}{symbol}{abs(value):,.2f}{suffix}"
+    """``1999 usd`` → ``$19.99``; zero-decimal currencies in whole units (``500 jpy`` →
+    ``¥500``), three-decimal ones with three decimals (``1234 kwd`` → ``KWD 1.234``)."""
+    return billing.format_money(amount, currency)
 
 
 @hosted.app_template_filter("date")
@@ -134,13 +131,14 @@ def _portal_state(session: JSON) -> dict[str, Any]:
         "subscriptions": subs,
         "invoices": invoices,
         "payment_method": sandbox.store.find(pm_id) if pm_id else None,
-        "plans": _plan_choices(config),
+        "plans": lambda sub: _plan_choices(config, sub["currency"]),
         "product_name": lambda price: billing.product_name(sandbox, price),
     }
 
 
-def _plan_choices(config: JSON) -> list[JSON]:
-    """Prices the customer may switch to: the configuration's, else every active recurring one."""
+def _plan_choices(config: JSON, currency: str) -> list[JSON]:
+    """Prices the customer may switch to: the configuration's, else every active recurring one;
+    only those in the subscription's ``currency`` (a subscription cannot change currency)."""
     sandbox = core()
     configured = config["features"]["subscription_update"]["products"] or []
     if configured:
@@ -154,7 +152,7 @@ def _plan_choices(config: JSON) -> list[JSON]:
             and price["recurring"]
             and sandbox.store.objects.get("product", {}).get(price["product"], {}).get("active")
         ]
-    return prices
+    return [price for price in prices if price["currency"] == currency]
 
 
 def _portal(session_id: str, step: str | None = None, **extra: Any) -> BaseResponse:
@@ -264,7 +262,7 @@ def portal_switch(session_id: str) -> BaseResponse:
         sub = _subscription(session)
         config = _find("billing_portal.configuration", session["configuration"])
         price_id = request.form.get("price", "")
-        if price_id not in {price["id"] for price in _plan_choices(config)}:
+        if price_id not in {price["id"] for price in _plan_choices(config, sub["currency"])}:
             return _portal(session_id, "subscription_update", error="That plan is not available.")
         behavior = config["features"]["subscription_update"]["proration_behavior"]
         item = sub["items"]["data"][0]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import api, flows
-from .clock import DAY
+from .billing import ENDED, period_of
+from .clock import DAY, MAX_TIMESTAMP, add_interval
 from .core import SMART_RETRY_DAYS, LoggedRequest, SandboxCore, Settings
 from .delivery import DEFAULT_RETRY_SCHEDULE, Delivery, Outbox
 from .events import emit
@@ -75,6 +77,52 @@ class CheckoutDeclined(Exception):
         self.message = message
 
 
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def advance_target(core: SandboxCore, form: Mapping[str, str]) -> int:
+    """The time ``POST /_sandbox/clock/advance`` moves to (``to``, or now plus ``seconds``).
+
+    Like Stripe's test clocks: a whole number of seconds, forward only, before year 10000, and at
+    most two billing intervals of the longest live subscription past its current period.
+    """
+    param = "to" if form.get("to") else "seconds"
+    raw = (form.get(param) or "0").strip()
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise StripeError(f"Invalid integer: {raw}", code="parameter_invalid_integer", param=param)
+    now = core.clock.now()
+    target = int(raw) if param == "to" else now + int(raw)
+    if target < now:
+        raise StripeError("The sandbox clock only moves forward.", param=param)
+    if target > MAX_TIMESTAMP:
+        raise StripeError("The sandbox clock cannot move past the year 9999.", param=param)
+    if target > (limit := advance_limit(core, now)):
+        raise StripeError(
+            "Cannot advance the sandbox clock more than two intervals of its longest live "
+            f"subscription past that subscription's current period (at most to {limit}).",
+            param=param,
+        )
+    return target
+
+
+def advance_limit(core: SandboxCore, now: int) -> int:
+    """The furthest the sandbox clock may move: two intervals of the longest live subscription
+    (not on a test clock) past its current period end; year 9999 without one."""
+    limits = []
+    for sub in core.store.all("subscription"):
+        if sub["test_clock"] is not None or sub["status"] in ENDED:
+            continue
+        recurring = sub["items"]["data"][0]["price"]["recurring"]
+        start = max(now, period_of(sub)[1], sub["trial_end"] or 0)
+        try:
+            limits.append(
+                add_interval(start, recurring["interval"], 2 * recurring["interval_count"])
+            )
+        except (ValueError, OverflowError):
+            continue
+    return min(max(limits, default=MAX_TIMESTAMP), MAX_TIMESTAMP)
+
+
 def advance_sandbox(core: SandboxCore, target: int) -> None:
     """Move sandbox time to ``target``, running everything that falls due on the way."""
     with core.unit_of_work():
@@ -97,14 +145,10 @@ def create_app(core: SandboxCore) -> Flask:
     @app.post("/_sandbox/clock/advance")
     def advance() -> Response:
         try:
-            if request.form.get("to"):
-                target = int(request.form["to"])
-            else:
-                target = core.clock.now() + int(float(request.form.get("seconds", "0")))
-        except ValueError:
-            return api.error_response(StripeError("Send `seconds` or `to` as a number."))
-        if target < core.clock.now():
-            return api.error_response(StripeError("The sandbox clock only moves forward."))
+            with core.store.lock:
+                target = advance_target(core, request.form)
+        except StripeError as exc:
+            return api.error_response(exc)
         advance_sandbox(core, target)
         return api.json_response({"now": core.clock.now()})
 
@@ -276,6 +320,8 @@ class StripeSandbox:
         target = to if to is not None else self.now() + int(days * DAY + seconds)
         if target < self.now():
             raise ValueError("the sandbox clock only moves forward")
+        if target > MAX_TIMESTAMP:
+            raise ValueError("the sandbox clock cannot move past the year 9999")
         advance_sandbox(self.core, target)
         return self.now()
 

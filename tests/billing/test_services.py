@@ -140,6 +140,8 @@ def test_a_deleted_customer_is_replaced(app: Flask, sandbox: Any) -> None:
         (1200, "usd", "$12.00"),
         (123456, "eur", "€1,234.56"),
         (1200, "jpy", "¥1,200"),
+        (1234, "kwd", "1.234 KWD"),
+        (1234, "KWD", "1.234 KWD"),
         (990, "chf", "9.90 CHF"),
         (-1200, "usd", "−$12.00"),
         (-990, "chf", "−9.90 CHF"),

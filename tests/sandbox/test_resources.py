@@ -312,7 +312,7 @@ def test_checkout_sessions(
         params={
             "mode": "subscription",
             "customer_email": "x@example.com",
-            "line_items": [{"price": catalog.basic_monthly.id}],
+            "line_items": [{"price": catalog.basic_monthly.id, "quantity": 1}],
         }
     )
     expired = stripe_client.v1.checkout.sessions.expire(other.id)

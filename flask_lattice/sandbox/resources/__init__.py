@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..core import SandboxCore
 from ..listing import paginate
-from ..wire import JSON
+from ..wire import JSON, StripeError
 
 
 def apply_metadata(obj: JSON, metadata: JSON | str | None) -> None:
@@ -52,3 +52,16 @@ def list_of(
     when = created_filter(params)
     items = [obj for obj in core.store.all(kind) if keep(obj) and when(obj)]
     return paginate(items, params, url)
+
+
+def check_customer_filter(core: SandboxCore, params: JSON) -> None:
+    """A list filtered by ``customer`` needs a customer that exists (or existed): Stripe answers
+    an unknown one with a 400 ``resource_missing``."""
+    customer_id = params.get("customer")
+    if customer_id is None:
+        return
+    known = customer_id in core.store.objects.get("customer", {})
+    if not known and not core.store.private.get(customer_id, {}).get("deleted"):
+        raise StripeError(
+            f"No such customer: '{customer_id}'", code="resource_missing", param="customer"
+        )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 
 from ..api import Router
+from ..clock import MAX_INTERVAL_COUNT
 from ..core import SandboxCore
 from ..events import changes, emit
 from ..ids import new_id
 from ..objects.catalog import price as new_price
 from ..objects.catalog import product as new_product
 from ..search import search_page
-from ..wire import JSON, StripeError, missing_param
+from ..wire import JSON, StripeError, exclusive_params, invalid_param, missing_param
 from . import apply_metadata, list_of
 
 router = Router()
@@ -117,8 +118,12 @@ def create_price(core: SandboxCore, params: JSON) -> JSON:
         raise missing_param("product")
     if "unit_amount" not in params and "unit_amount_decimal" not in params:
         raise missing_param("unit_amount")
-    amount = int(params.get("unit_amount", float(params.get("unit_amount_decimal", 0))))
+    if "unit_amount" in params and "unit_amount_decimal" in params:
+        raise exclusive_params("unit_amount", "unit_amount_decimal")
     recurring = params.get("recurring") or {}
+    if recurring:
+        check_recurring(recurring, "recurring")
+    amount = int(params.get("unit_amount", float(params.get("unit_amount_decimal", 0))))
     price = new_price(
         new_id("price", 14),
         at,
@@ -134,6 +139,23 @@ def create_price(core: SandboxCore, params: JSON) -> JSON:
     core.store.put(price)
     emit(core, "price.created", price, at=at)
     return price
+
+
+def check_recurring(recurring: JSON, prefix: str) -> None:
+    """Stripe's bounds on ``recurring``: a count of at least 1, an interval of at most 3 years."""
+    interval = recurring.get("interval")
+    if not interval:
+        raise missing_param(f"{prefix}[interval]")
+    count = recurring.get("interval_count", 1)
+    param = f"{prefix}[interval_count]"
+    if not isinstance(count, int) or count < 1:
+        raise invalid_param(param, f"Invalid {param}: must be greater than or equal to 1.")
+    if count > MAX_INTERVAL_COUNT.get(interval, 0):
+        raise invalid_param(
+            param,
+            f"Invalid {param}: the maximum billing interval is 3 years (3 years, 36 months, "
+            "156 weeks or 1095 days).",
+        )
 
 
 def _update_price(price: JSON, params: JSON) -> None:

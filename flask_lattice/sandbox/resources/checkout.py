@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..api import Router
-from ..billing import product_name
+from ..billing import check_customer_currency, check_prices, product_name
 from ..clock import DAY
 from ..core import SandboxCore
 from ..events import emit
@@ -39,8 +39,20 @@ def _line_items(core: SandboxCore, params: JSON) -> list[JSON]:
                 "You must specify at least one recurring price in `subscription` mode.",
                 param=f"line_items[{index}][price]",
             )
-        quantity = int(spec.get("quantity", 1))
+        if spec.get("quantity") in (None, ""):
+            raise StripeError(
+                f"Quantity is required. Add `quantity` to `line_items[{index}]`.",
+                code="parameter_missing",
+                param=f"line_items[{index}][quantity]",
+            )
+        quantity = int(spec["quantity"])
+        if quantity < 1:
+            raise invalid_param(
+                f"line_items[{index}][quantity]",
+                "This value must be greater than or equal to 1.",
+            )
         items.append(checkout_item(new_id("li"), price, quantity, product_name(core, price)))
+    check_prices([item["price"] for item in items], "line_items")
     return items
 
 
@@ -57,6 +69,8 @@ def create(core: SandboxCore, params: JSON) -> JSON:
         else None
     )
     items = _line_items(core, params)
+    if customer is not None:
+        check_customer_currency(core, customer, items[0]["currency"], "line_items")
     at = core.now_for(customer)
     sub_data = params.get("subscription_data") or {}
     _check_times(params, sub_data, at)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from .. import billing
 from ..api import Router
+from ..clock import MAX_TIMESTAMP
 from ..core import SandboxCore
 from ..listing import paginate
 from ..search import search_page
-from ..wire import JSON, StripeError, missing_param
-from . import list_of
+from ..wire import JSON, StripeError, exclusive_params, invalid_param, missing_param
+from . import check_customer_filter, list_of
+from .subscriptions import check_proration_date, check_trial_end
 
 router = Router()
 
@@ -31,6 +33,7 @@ def retrieve(core: SandboxCore, params: JSON, invoice: str) -> JSON:
 @router.route("GET", "/v1/invoices")
 def list_invoices(core: SandboxCore, params: JSON) -> JSON:
     """List invoices by ``customer``, ``subscription``, ``status``."""
+    check_customer_filter(core, params)
 
     def keep(inv: JSON) -> bool:
         return (
@@ -116,8 +119,32 @@ def create_preview(core: SandboxCore, params: JSON) -> JSON:
     if customer_id != sub["customer"]:
         raise StripeError("The subscription does not belong to that customer.", param="customer")
     customer = core.store.get("customer", customer_id, "customer")
-    details = params.get("subscription_details") or {}
-    return billing.preview(core, customer, sub, details, core.now_for(customer))
+    details = dict(params.get("subscription_details") or {})
+    at = core.now_for(customer)
+    _check_details(details, at)
+    return billing.preview(core, customer, sub, details, at)
+
+
+def _check_details(details: JSON, at: int) -> None:
+    """The timestamps of ``subscription_details`` obey the rules of a subscription update;
+    ``now`` (valid for ``trial_end`` and ``resume_at``) is the customer's current time."""
+    prefix = "subscription_details"
+    if details.get("trial_end") != "now":
+        check_trial_end(details.get("trial_end"), at, f"{prefix}[trial_end]")
+    for key in ("trial_end", "resume_at"):
+        if details.get(key) == "now":
+            details[key] = at
+    check_proration_date(details.get("proration_date"), f"{prefix}[proration_date]")
+    cancel_at = details.get("cancel_at")
+    if isinstance(cancel_at, int) and not at < cancel_at <= MAX_TIMESTAMP:
+        raise invalid_param(
+            f"{prefix}[cancel_at]",
+            "Invalid timestamp: must be in the future."
+            if cancel_at <= at
+            else "Invalid timestamp: must be before year 10000.",
+        )
+    if details.get("cancel_at_period_end") and cancel_at not in (None, ""):
+        raise exclusive_params(f"{prefix}[cancel_at]", f"{prefix}[cancel_at_period_end]")
 
 
 @router.route("GET", "/v1/invoiceitems")

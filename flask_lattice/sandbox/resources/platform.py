@@ -8,7 +8,7 @@ import threading
 
 from .. import billing
 from ..api import Router
-from ..clock import add_interval
+from ..clock import MAX_TIMESTAMP, add_interval
 from ..core import SandboxCore
 from ..events import emit
 from ..ids import new_id
@@ -116,6 +116,12 @@ def create_clock(core: SandboxCore, params: JSON) -> JSON:
     """Create a test clock frozen at ``frozen_time``."""
     if "frozen_time" not in params:
         raise missing_param("frozen_time")
+    if not 0 < params["frozen_time"] <= MAX_TIMESTAMP:
+        raise invalid_param(
+            "frozen_time",
+            f"Invalid timestamp: {params['frozen_time']}. The frozen_time must be after the Unix "
+            "epoch and before the year 10000.",
+        )
     clock = test_clock(
         new_id("clock", 24),
         core.clock.now(),
@@ -220,17 +226,19 @@ def advance_clock(core: SandboxCore, params: JSON, test_clock: str) -> JSON:
 
 def _advance_limit(core: SandboxCore, clock: JSON) -> int:
     frozen = int(clock["frozen_time"])
-    limits = [
-        add_interval(
-            frozen,
-            item["price"]["recurring"]["interval"],
-            2 * item["price"]["recurring"]["interval_count"],
-        )
+    spans = [
+        (item["price"]["recurring"]["interval"], 2 * item["price"]["recurring"]["interval_count"])
         for sub in core.store.all("subscription")
         if sub["test_clock"] == clock["id"] and sub["status"] not in billing.ENDED
         for item in sub["items"]["data"][:1]
     ]
-    return min(limits, default=add_interval(frozen, "year", 2))
+    limits = []
+    for interval, count in spans or [("year", 2)]:
+        try:
+            limits.append(add_interval(frozen, interval, count))
+        except (ValueError, OverflowError):  # past what a calendar can hold
+            limits.append(MAX_TIMESTAMP)
+    return min(*limits, MAX_TIMESTAMP)
 
 
 @router.route("GET", "/v1/test_helpers/test_clocks")

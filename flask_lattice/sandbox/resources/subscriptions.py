@@ -7,19 +7,21 @@ from typing import Any
 
 from .. import billing
 from ..api import Router
-from ..clock import DAY
+from ..clock import DAY, MAX_TIMESTAMP
 from ..core import SandboxCore
 from ..events import emit
 from ..listing import paginate
 from ..search import search_page
 from ..timeline import renew, trial_notice
-from ..wire import JSON, StripeError, invalid_param, missing_param, no_such
-from . import apply_metadata, list_of
+from ..wire import JSON, StripeError, exclusive_params, invalid_param, missing_param, no_such
+from . import apply_metadata, check_customer_filter, list_of
 
 router = Router()
 
 SEARCH_FIELDS = frozenset({"created", "status", "customer", "metadata"})
 _ENDED = ("canceled", "incomplete_expired")
+#: How far ahead Stripe lets ``trial_end`` be (its "no more than five years in the future").
+TRIAL_END_MAX = 5 * 365 * DAY
 
 
 def get_subscription(core: SandboxCore, sub_id: str, param: str = "subscription") -> JSON:
@@ -36,14 +38,47 @@ def _items(core: SandboxCore, params: JSON) -> list[tuple[JSON, int]]:
         if not spec.get("price"):
             raise missing_param(f"items[{index}][price]")
         price = core.store.get("price", spec["price"], f"items[{index}][price]")
-        found.append((price, int(spec.get("quantity", 1))))
+        quantity = int(spec.get("quantity", 1))
+        billing.check_quantity(quantity, f"items[{index}][quantity]")
+        found.append((price, quantity))
     return found
+
+
+def check_cancel(params: JSON, at: int) -> None:
+    """Stripe's rules on scheduling a cancellation: ``cancel_at`` is in the future, and is not
+    sent together with ``cancel_at_period_end=true``."""
+    cancel_at = params.get("cancel_at")
+    if cancel_at in (None, ""):
+        return
+    if params.get("cancel_at_period_end"):
+        raise exclusive_params("cancel_at", "cancel_at_period_end")
+    if isinstance(cancel_at, int) and cancel_at <= at:
+        raise invalid_param("cancel_at", "Invalid timestamp: must be in the future.")
+    if isinstance(cancel_at, int) and cancel_at > MAX_TIMESTAMP:
+        raise invalid_param("cancel_at", "Invalid timestamp: must be before year 10000.")
+
+
+def check_proration_date(value: object, param: str) -> None:
+    """``proration_date`` must be a timestamp Stripe (and a calendar) can represent."""
+    if value is not None and (not isinstance(value, int) or not 0 < value <= MAX_TIMESTAMP):
+        raise invalid_param(param, f"Invalid timestamp: {value}")
+
+
+def check_trial_end(value: object, at: int, param: str = "trial_end") -> None:
+    """A ``trial_end`` timestamp is in the future, and at most five years ahead (as on Stripe)."""
+    if not isinstance(value, int):
+        return
+    if value <= at:
+        raise invalid_param(param, "Invalid timestamp: must be in the future.")
+    if value > at + TRIAL_END_MAX:
+        raise invalid_param(
+            param, "Invalid timestamp: can be no more than five years in the future."
+        )
 
 
 def _trial_end(params: JSON, at: int, prices: list[tuple[JSON, int]]) -> int | None:
     if isinstance(params.get("trial_end"), int):
-        if params["trial_end"] <= at:
-            raise invalid_param("trial_end", "Invalid timestamp: must be in the future.")
+        check_trial_end(params["trial_end"], at)
         return int(params["trial_end"])
     days = params.get("trial_period_days")
     if days is None and params.get("trial_from_plan"):
@@ -59,6 +94,7 @@ def create(core: SandboxCore, params: JSON) -> JSON:
     customer = core.store.get("customer", params["customer"], "customer")
     at = core.now_for(customer)
     items = _items(core, params)
+    check_cancel(params, at)
     pm = params.get("default_payment_method")
     if pm:
         owned = core.store.get("payment_method", pm, "default_payment_method")
@@ -111,6 +147,11 @@ def update_subscription(core: SandboxCore, sub: JSON, params: JSON) -> JSON:
         raise StripeError(
             "A canceled subscription can only update its cancellation_details and metadata.",
         )
+    check_cancel(params, at)
+    check_proration_date(params.get("proration_date"), "proration_date")
+    check_trial_end(params.get("trial_end"), at)
+    if params.get("items"):  # a dry run: refuse bad items before anything changes
+        billing.plan_change(core, copy.deepcopy(sub), params["items"], at, "none")
     before = copy.deepcopy(sub)
     behavior = params.get("proration_behavior", "create_prorations")
     when = params.get("proration_date", at)
@@ -160,6 +201,7 @@ def _update_trial(sub: JSON, params: JSON, at: int) -> bool:
         return bool(sub["status"] == "trialing")
     if not isinstance(value, int) or value <= at:
         raise invalid_param("trial_end", "Invalid timestamp: must be in the future or 'now'.")
+    check_trial_end(value, at)
     sub.update(trial_end=value, trial_start=sub["trial_start"] or at, billing_cycle_anchor=value)
     if sub["status"] in ("active", "trialing"):
         sub["status"] = "trialing"
@@ -239,6 +281,7 @@ def resume(core: SandboxCore, params: JSON, subscription: str) -> JSON:
 @router.route("GET", "/v1/subscriptions")
 def list_subscriptions(core: SandboxCore, params: JSON) -> JSON:
     """List subscriptions by ``customer``, ``status`` (default: not canceled), ``price``."""
+    check_customer_filter(core, params)
     status = params.get("status")
 
     def keep(sub: JSON) -> bool:
