@@ -72,12 +72,15 @@ def current_billable() -> Billable | None:
 
     Resolved once per request and cached on ``g``.
     """
-    # Resolved once: each use of Flask's ``g`` proxy costs more than the rest of a cached
-    # call, and every gated request comes here.
-    request_globals = g._get_current_object()
-    billable = getattr(request_globals, _BILLABLE_KEY, _UNRESOLVED)
+    return billable_of_request(get_state(), g._get_current_object())
+
+
+def billable_of_request(state: LatticeState, request_globals: Any) -> Billable | None:
+    """:func:`current_billable`, for a caller that already holds the app's state and the
+    request's ``g`` object (each use of Flask's proxies costs more than a cached answer)."""
+    billable = request_globals.get(_BILLABLE_KEY, _UNRESOLVED)
     if billable is _UNRESOLVED:
-        loader = get_state().hooks.billable_loader
+        loader = state.hooks.billable_loader
         if loader is None:
             billable = billable_from_user(current_user._get_current_object())
         else:

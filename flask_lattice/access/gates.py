@@ -23,7 +23,7 @@ from ..billable import Billable
 from ..errors import LatticeError
 from ..models import Subscription, utcnow
 from ..plans import Plan
-from ..state import LatticeState, current_billable, get_state, unauthorized
+from ..state import LatticeState, billable_of_request, current_billable, get_state, unauthorized
 from .policy import Access, AccessPolicy, PolicyFunction, SubscriptionState, resolve
 from .query import subscription_states
 
@@ -90,10 +90,15 @@ def default_policy(subscription: SubscriptionState, now: datetime) -> str | None
 def current_access() -> Access:
     """What the current billable may use: its effective plan, the subscription behind it
     and whether one grants it. Read once per request (one query), then cached on ``g``."""
-    request_globals = g._get_current_object()  # once: each use of the proxy has a cost
-    cached: Access | None = getattr(request_globals, _CACHE_KEY, None)
+    return _access(get_state(), g._get_current_object())
+
+
+def _access(state: LatticeState, request_globals: Any) -> Access:
+    """:func:`current_access`, for a caller that already holds the app's state and the
+    request's ``g`` object: a gate resolves Flask's proxies once per check."""
+    cached: Access | None = request_globals.get(_CACHE_KEY)
     if cached is None:
-        cached = _load_access(get_state(), current_billable())
+        cached = _load_access(state, billable_of_request(state, request_globals))
         setattr(request_globals, _CACHE_KEY, cached)
     return cached
 
@@ -133,8 +138,9 @@ def subscription() -> Subscription | None:
 def has_plan(plan: str) -> bool:
     """Whether the billable holds ``plan`` or a higher-ranked plan (an unknown ``plan``
     raises :class:`~.errors.UnknownPlanError` naming the known ones)."""
-    held = current_access().plan
-    return get_state().config.plans.admits(held.key if held else None, plan)
+    state = get_state()
+    held = _access(state, g._get_current_object()).plan
+    return state.config.plans.admits(held.key if held else None, plan)
 
 
 def has_feature(feature: str) -> bool:
