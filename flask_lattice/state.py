@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, abort, current_app, g
@@ -52,6 +53,9 @@ class LatticeState:
     hooks: Hooks
     stripe: StripeGateway
     redis: Redis[bytes] | None = None
+    #: The built-in access policy (``AccessPolicy``), built from ``config`` by the access
+    #: gates on first use: ``(subscription state, now) -> plan key or None``.
+    built_in_policy: Callable[[Any, datetime], str | None] | None = None
 
 
 def get_state(app: Flask | None = None) -> LatticeState:

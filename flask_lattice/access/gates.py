@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,16 +65,11 @@ class Denial:
 # -- what the billable may use -----------------------------------------------------------
 
 
-_default_policies: weakref.WeakKeyDictionary[LatticeState, AccessPolicy] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _built_in_policy(state: LatticeState) -> AccessPolicy:
-    """The app's :class:`~.policy.AccessPolicy`, built from its settings once."""
-    policy = _default_policies.get(state)
+def _built_in_policy(state: LatticeState) -> PolicyFunction:
+    """The app's :class:`~.policy.AccessPolicy`, built from its settings on first use."""
+    policy = state.built_in_policy
     if policy is None:
-        policy = _default_policies[state] = AccessPolicy.from_config(state.config)
+        policy = state.built_in_policy = AccessPolicy.from_config(state.config)
     return policy
 
 
@@ -180,25 +174,25 @@ def requires_plan(plan: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     :class:`~flask_lattice.errors.UnknownPlanError` on the first request.
     """
     _check_name(plan, "requires_plan", "plan")
-    return _gate(lambda: _plan_denial(plan))
+    return _gate(functools.partial(_plan_denial, plan))
 
 
 def requires_feature(feature: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Admit only billables whose plan includes ``feature``."""
     _check_name(feature, "requires_feature", "feature")
-    return _gate(lambda: _feature_denial(feature))
+    return _gate(functools.partial(_feature_denial, feature))
 
 
 def plan_required(plan: str) -> Callable[[], ResponseReturnValue | None]:
     """A ``before_request`` guard for a whole blueprint: ``bp.before_request(plan_required("pro"))``."""
     _check_name(plan, "plan_required", "plan")
-    return functools.partial(_refusal, lambda: _plan_denial(plan))
+    return functools.partial(_refusal, functools.partial(_plan_denial, plan))
 
 
 def feature_required(feature: str) -> Callable[[], ResponseReturnValue | None]:
     """A ``before_request`` guard for a whole blueprint, by feature."""
     _check_name(feature, "feature_required", "feature")
-    return functools.partial(_refusal, lambda: _feature_denial(feature))
+    return functools.partial(_refusal, functools.partial(_feature_denial, feature))
 
 
 def _check_name(name: object, decorator: str, what: str) -> None:
