@@ -479,7 +479,7 @@ def _check_vanished_customers() -> Check:
 @_fails_on(StripeAPIError, "could not list webhook endpoints", _AFTER_STRIPE)
 def _check_webhook_endpoints() -> Check:
     """The Stripe endpoints that post to this app: pinned API version, every needed type."""
-    from .webhooks.projection import HANDLERS
+    from .webhooks.projection import handled_types
 
     state = get_state()
     route = f"{state.config.url_prefix}/webhook"
@@ -490,7 +490,7 @@ def _check_webhook_endpoints() -> Check:
             True,
             f"no webhook endpoint's URL ends with {route} (fine with `stripe listen`)",
         )
-    needed = set(HANDLERS) | set(state.hooks.event_handlers)
+    needed = handled_types()
     lines: list[str] = []
     problems: list[str] = []
     for item in ours:

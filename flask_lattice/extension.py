@@ -181,7 +181,12 @@ class LatticeBilling:
         return func
 
     def on_event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
-        """Run the decorated function inside the worker job for each event of ``event_type``."""
+        """Run the decorated function inside the worker job for each event of ``event_type``.
+
+        Register it where the app is built (the web process and the workers both run
+        that code): the webhook route stores an event of a type that neither the
+        projection nor a handler takes as ``ignored``, with no job.
+        """
 
         def register(func: EventHandler) -> EventHandler:
             self.hooks.event_handlers.setdefault(event_type, []).append(func)

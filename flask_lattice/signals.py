@@ -47,7 +47,8 @@ event_processed = _signals.signal("lattice.event-processed")
 """A stored webhook event finished processing.
 
 Sender: the Flask app. Keyword arguments: ``event_id``, ``event_type`` and ``status``
-(``processed``, ``ignored`` or ``failed``).
+(``processed``, ``ignored`` or ``failed``). Sent by the worker after its job, or, for an
+event of a type that nothing handles, by the webhook route as it stores it ``ignored``.
 """
 
 stripe_request = _signals.signal("lattice.stripe-request")

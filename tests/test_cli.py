@@ -12,7 +12,7 @@ from flask import Flask
 from flask_lattice.models import Customer, WebhookEvent, utcnow
 from flask_lattice.webhooks import queue
 from flask_lattice.webhooks.worker import build_worker
-from tests.helpers.pipeline import deliver, event_statuses, signup
+from tests.helpers.pipeline import attempted_once, deliver, event_statuses, signup
 from tests.helpers.support import host, run_worker
 
 
@@ -69,7 +69,9 @@ def test_drain_enqueues_only_events_without_a_job(app: Flask, sandbox: Any) -> N
     assert "enqueued 0 stored event(s)" in cli.invoke(args=["lattice", "drain"]).output
     with app.app_context():
         queue.redis_connection(app).flushdb()  # the queue lost its jobs
-    count = len(event_statuses(app))
+    # Events stored ignored (a type nothing handles) never had a job to lose.
+    count = sum(status == "received" for status, _ in event_statuses(app).values())
+    assert 0 < count < len(event_statuses(app))
     assert f"enqueued {count} stored event(s)" in cli.invoke(args=["lattice", "drain"]).output
     run_worker(app)
     assert {status for status, _ in event_statuses(app).values()} <= {"processed", "ignored"}
@@ -82,7 +84,7 @@ def test_worker_burst_processes_the_queue_in_forked_work_horses(app: Flask, sand
     assert result.exit_code == 0, result.output
     statuses = event_statuses(app)
     assert {status for status, _ in statuses.values()} <= {"processed", "ignored"}
-    assert all(attempts == 1 for _, attempts in statuses.values())
+    assert attempted_once(statuses), statuses
 
 
 def test_doctor_passes_on_a_sound_setup_with_a_worker(app: Flask, sandbox: Any) -> None:

@@ -877,6 +877,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def handled_types() -> frozenset[str]:
+    """The event types this app acts on: those the projection applies (:data:`HANDLERS`)
+    and those with an ``@billing.on_event`` handler. The webhook route stores an event of
+    any other type as ``ignored``, without a job."""
+    return frozenset(HANDLERS).union(get_state().hooks.event_handlers)
+
+
 def refusal(event: JSON) -> str | None:
     """Why an event must not be applied at all, or ``None``: an event of the other
     livemode than the app's key is not the app's to project."""

@@ -6,9 +6,13 @@ header's syntax, verifies the raw bytes with the SDK against every secret in
 event's envelope (:mod:`flask_lattice.webhooks.envelope`), stores the event once by its id
 (a duplicate delivery changes nothing) and, after the commit, hands its id to the
 process's background enqueuer (:func:`flask_lattice.webhooks.queue.enqueue_soon`), which
-enqueues its job a moment later. The 200 means "stored": when Redis is down, or the
-process dies before the enqueue, the event is in the database and the drain enqueues
-it later. The worker does the rest (:mod:`flask_lattice.webhooks.job`).
+enqueues its job a moment later. An event of a type that neither the projection nor an
+``@billing.on_event`` handler takes (``charge.succeeded``, ``payment_intent.created``…,
+half of a renewal's events; see
+:func:`~flask_lattice.webhooks.projection.handled_types`) is stored as ``ignored`` and
+gets no job, since a worker would only mark it so. The 200 means "stored": when Redis is
+down, or the process dies before the enqueue, the event is in the database and the drain
+enqueues it later. The worker does the rest (:mod:`flask_lattice.webhooks.job`).
 
 Every delivery the route cannot accept gets a 4xx that says why, nothing is stored, and
 the refusal is counted per reason (:mod:`flask_lattice.webhooks.rejections`).
@@ -22,16 +26,17 @@ import time
 from typing import Any, cast
 
 import sqlalchemy as sa
-from flask import Response, request
+from flask import Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
+from .. import signals
 from ..config import LatticeConfig
 from ..errors import DatabaseBusy, InvalidSignature, WebhookRejected
 from ..models import EventStatus, WebhookEvent, insert_ignoring_conflicts, utcnow
 from ..state import get_state
 from ..stripe_gateway import verify_signature
-from . import envelope, queue, rejections
+from . import envelope, projection, queue, rejections
 from .envelope import Reason, Refused
 
 log = logging.getLogger(__name__)
@@ -62,7 +67,7 @@ def receive() -> Response:
             retry_after=DatabaseBusy.retry_after,
         ) from None
     if stored:
-        queue.enqueue_soon(row["id"])
+        _hand_over(row)
     return Response(b"stored\n" if stored else b"duplicate\n", 200, mimetype="text/plain")
 
 
@@ -79,8 +84,20 @@ def store_event(payload: bytes) -> tuple[str, bool]:
         raise WebhookRejected(str(refusal)) from None
     stored = _store(get_state().db.engine, row)
     if stored:
-        queue.enqueue_soon(row["id"])
+        _hand_over(row)
     return row["id"], stored
+
+
+def _hand_over(row: dict[str, Any]) -> None:
+    """After a new event's commit: enqueue its job, or, for an event stored ``ignored``,
+    send ``event_processed`` as the worker would have."""
+    if row["status"] == EventStatus.RECEIVED:
+        queue.enqueue_soon(row["id"])
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    signals.event_processed.send(
+        app, event_id=row["id"], event_type=row["type"], status=row["status"]
+    )
 
 
 def _read_body(limit: int) -> bytes:
@@ -116,6 +133,8 @@ def _event_row(payload: bytes, text: str) -> dict[str, Any]:
     """The inbox row of a verified (or API-read) event body and its text; raises
     :class:`Refused` when the body is not an event as Stripe sends it."""
     event, parsed = envelope.parse_event(payload)
+    received_at = utcnow()
+    ignored = event.type not in projection.handled_types()
     data = parsed.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     object_id = obj.get("id") if isinstance(obj, dict) else None
@@ -131,9 +150,11 @@ def _event_row(payload: bytes, text: str) -> dict[str, Any]:
         if isinstance(object_id, str) and _OBJECT_ID.fullmatch(object_id)
         else None,
         "payload": text,
-        "received_at": utcnow(),
-        "status": EventStatus.RECEIVED,
+        "received_at": received_at,
+        "status": EventStatus.IGNORED if ignored else EventStatus.RECEIVED,
         "attempts": 0,
+        "processed_at": received_at if ignored else None,
+        "outcome": "ignored" if ignored else None,
     }
 
 

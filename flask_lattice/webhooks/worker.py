@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -44,13 +45,23 @@ DRAIN_MIN_AGE = 10.0
 HEARTBEAT_GRACE = 60.0
 
 
+#: Seconds within which a second worker heartbeat is skipped (when the worker's key
+#: outlives the next one anyway): RQ sends one before and one after every dequeue.
+HEARTBEAT_COALESCE = 1.0
+
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class _LatticeMixin:
-    """What both worker classes add to RQ: the app, per-job contexts and the drain."""
+    """What both worker classes add to RQ: the app, per-job contexts, the drain, and fewer
+    Redis round trips per job."""
 
     app: Flask
+    #: ``time.monotonic()`` of this worker's last heartbeat, and when its key expires.
+    _beat_at = float("-inf")
+    _key_expires_at = float("-inf")
+    #: The state this worker last wrote to its Redis key.
+    _written_state: str | None = None
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         """Work the queue, after enqueueing what this process's web side handed over."""
@@ -64,6 +75,38 @@ class _LatticeMixin:
         with self.app.app_context():
             result: bool = super().perform_job(job, queue, execution)  # type: ignore[misc]
         return result
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's worker heartbeat (``last_heartbeat`` and the TTL of the worker's keys), sent
+        in one round trip instead of three.
+
+        One that comes within :data:`HEARTBEAT_COALESCE` seconds of the last is skipped
+        when the worker's key outlives the next dequeue timeout by a minute: under a
+        backlog RQ would send two per job, around each dequeue. ``last_heartbeat`` is
+        then at most that stale, and the key never expires early. A heartbeat that rides
+        on a caller's ``pipeline`` is always sent.
+        """
+        now = time.monotonic()
+        ttl = timeout or self.worker_ttl + 60  # type: ignore[attr-defined]
+        if pipeline is None:
+            horizon = now + self.dequeue_timeout + 60
+            if now - self._beat_at < HEARTBEAT_COALESCE and self._key_expires_at >= horizon:
+                return
+            with self.connection.pipeline(transaction=False) as own:  # type: ignore[attr-defined]
+                super().heartbeat(ttl, pipeline=own)  # type: ignore[misc]
+                own.execute()
+        else:
+            super().heartbeat(ttl, pipeline=pipeline)  # type: ignore[misc]
+        self._beat_at, self._key_expires_at = now, now + ttl
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """RQ's ``set_state``, without writing again the state the worker's key holds
+        (RQ sets ``idle`` after every job and again before every dequeue)."""
+        if pipeline is None and state == self._written_state:
+            self._state = state
+            return
+        super().set_state(state, pipeline=pipeline)  # type: ignore[misc]
+        self._written_state = state
 
     def request_stop(self, signum: int, frame: Any) -> None:
         """Remember a ``SIGTERM`` or ``SIGINT`` before RQ acts on it. RQ raises

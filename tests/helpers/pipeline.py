@@ -130,6 +130,15 @@ def event_statuses(app: Flask) -> dict[str, tuple[str, int]]:
         }
 
 
+def attempted_once(statuses: dict[str, tuple[str, int]]) -> bool:
+    """Each event of :func:`event_statuses` had the attempts of one processing: one when a
+    job processed it, none when the route stored it ``ignored`` (a type nothing handles,
+    which gets no job)."""
+    return all(
+        attempts == (0 if status == "ignored" else 1) for status, attempts in statuses.values()
+    )
+
+
 def deliver(
     client: FlaskClient,
     events: Iterable[JSON],

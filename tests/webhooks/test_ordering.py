@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from flask_lattice.testing import ensure_prices
 from tests.helpers.pipeline import (
     JSON,
+    attempted_once,
     deliver,
     empty_database,
     event_statuses,
@@ -111,7 +112,7 @@ def _replay(app: Flask, secret: str, batches: list[list[JSON]]) -> JSON:
         run_worker(app)
     statuses = event_statuses(app)
     assert all(status in ("processed", "ignored") for status, _ in statuses.values()), statuses
-    assert all(attempts == 1 for _, attempts in statuses.values()), statuses
+    assert attempted_once(statuses), statuses
     return snapshot(app)
 
 

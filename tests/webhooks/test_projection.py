@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_lattice import signals
-from flask_lattice.models import Customer
+from flask_lattice.models import Customer, WebhookEvent
 from flask_lattice.state import get_state
 from flask_lattice.stripe_gateway import API_VERSION
+from flask_lattice.webhooks import queue
 from tests.helpers.pipeline import JSON, deliver, event_statuses, post_event, signup
 from tests.helpers.support import (
     TEST_WEBHOOK_SECRET,
@@ -134,18 +135,55 @@ def test_trial_will_end_is_signalled_while_trialing(
     assert received["lattice.subscription-changed"][0]["new_status"] == "trialing"
 
 
-def test_unknown_event_types_are_stored_and_ignored(app: Flask, sandbox: Any) -> None:
-    event = {
-        "id": "evt_unknown_type",
+def _unhandled_event(event_id: str, event_type: str, created: int) -> JSON:
+    return {
+        "id": event_id,
         "object": "event",
-        "type": "radar.early_fraud_warning.created",
-        "created": sandbox.now(),
+        "type": event_type,
+        "created": created,
         "livemode": False,
         "data": {"object": {"id": "issfr_1"}},
     }
+
+
+def test_unknown_event_types_are_stored_and_ignored(
+    app: Flask, sandbox: Any, received: dict[str, list[dict[str, Any]]]
+) -> None:
+    event = _unhandled_event("evt_unknown_type", "radar.early_fraud_warning.created", sandbox.now())
+    assert post_event(app.test_client(), event, sandbox.webhook_secret).status_code == 200
+    # Stored as ignored at once, with no job for a worker: no attempt is ever counted.
+    assert event_statuses(app) == {"evt_unknown_type": ("ignored", 0)}
+    queue.flush_enqueued(app)
+    with app.app_context():
+        assert queue.queue(app).count == 0
+        row = get_state().db.session.get(WebhookEvent, "evt_unknown_type")
+        assert row is not None
+        assert (row.outcome, row.processed_at) == ("ignored", row.received_at)
+    assert received["lattice.event-processed"] == [
+        {
+            "event_id": "evt_unknown_type",
+            "event_type": "radar.early_fraud_warning.created",
+            "status": "ignored",
+        }
+    ]
+    # A second delivery is a duplicate: no second signal.
     assert post_event(app.test_client(), event, sandbox.webhook_secret).status_code == 200
     run_worker(app)
-    assert event_statuses(app) == {"evt_unknown_type": ("ignored", 1)}
+    assert event_statuses(app) == {"evt_unknown_type": ("ignored", 0)}
+    assert len(received["lattice.event-processed"]) == 1
+
+
+def test_a_type_with_an_on_event_handler_gets_a_job(app: Flask, sandbox: Any) -> None:
+    seen: list[str] = []
+    host(app).billing.on_event("charge.dispute.created")(lambda event: seen.append(event["id"]))
+    for event_id, event_type in (("evt_dispute", "charge.dispute.created"),
+                                 ("evt_refund", "charge.refunded")):  # fmt: skip
+        event = _unhandled_event(event_id, event_type, sandbox.now())
+        assert post_event(app.test_client(), event, sandbox.webhook_secret).status_code == 200
+    assert event_statuses(app) == {"evt_dispute": ("received", 0), "evt_refund": ("ignored", 0)}
+    run_worker(app)
+    assert event_statuses(app) == {"evt_dispute": ("processed", 1), "evt_refund": ("ignored", 0)}
+    assert seen == ["evt_dispute"]
 
 
 def test_a_failing_handler_marks_the_event_failed_and_replay_recovers_it(
