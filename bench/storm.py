@@ -13,7 +13,8 @@ Each fetch policy runs on a copy of one pre-storm database, with the same events
 ``when-safe`` with 1 and 4 workers, and the old re-fetch-every-event policy
 (``always-fetch``) as the baseline. Printed side by side: drain time, events, Stripe reads
 per event, 429s seen, failed events, the time until every row matched Stripe and until
-no event was waiting (the drain time), and the ratios.
+no event was waiting (the drain time), the seconds the bench spent comparing rows (kept
+under a tenth of one core, since they take CPU from the workers), and the ratios.
 
     python -m bench.storm [--subscriptions 2000] [--baseline-workers 4] [--timeout 3600]
                           [--worker-mode processes|forking]

@@ -45,8 +45,8 @@ DRAIN_MIN_AGE = 10.0
 HEARTBEAT_GRACE = 60.0
 
 
-#: Seconds within which a second worker heartbeat is skipped (when the worker's key
-#: outlives the next one anyway): RQ sends one before and one after every dequeue.
+#: Seconds within which an in-process worker skips a second heartbeat (when the worker's
+#: key outlives the next one anyway): RQ sends one before and one after every dequeue.
 HEARTBEAT_COALESCE = 1.0
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -78,25 +78,16 @@ class _LatticeMixin:
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's worker heartbeat (``last_heartbeat`` and the TTL of the worker's keys), sent
-        in one round trip instead of three.
-
-        One that comes within :data:`HEARTBEAT_COALESCE` seconds of the last is skipped
-        when the worker's key outlives the next dequeue timeout by a minute: under a
-        backlog RQ would send two per job, around each dequeue. ``last_heartbeat`` is
-        then at most that stale, and the key never expires early. A heartbeat that rides
-        on a caller's ``pipeline`` is always sent.
-        """
-        now = time.monotonic()
+        in one round trip instead of three; one that rides on a caller's ``pipeline`` goes
+        with it."""
         ttl = timeout or self.worker_ttl + 60  # type: ignore[attr-defined]
         if pipeline is None:
-            horizon = now + self.dequeue_timeout + 60
-            if now - self._beat_at < HEARTBEAT_COALESCE and self._key_expires_at >= horizon:
-                return
             with self.connection.pipeline(transaction=False) as own:  # type: ignore[attr-defined]
                 super().heartbeat(ttl, pipeline=own)  # type: ignore[misc]
                 own.execute()
         else:
             super().heartbeat(ttl, pipeline=pipeline)  # type: ignore[misc]
+        now = time.monotonic()
         self._beat_at, self._key_expires_at = now, now + ttl
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
@@ -230,6 +221,21 @@ class LatticeSimpleWorker(_LatticeMixin, SimpleWorker):
         """Listen for RQ's commands, except in burst mode."""
         if not self._burst:
             super().subscribe()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """The heartbeat, except one that comes within :data:`HEARTBEAT_COALESCE` seconds
+        of the last while the worker's key outlives the next dequeue timeout by a minute:
+        under a backlog RQ would send two per job, around each dequeue. ``last_heartbeat``
+        is then at most that stale, and the key never expires early. (Only here: a
+        forking worker's horse sets the key's TTL in a process this one does not see.)"""
+        now = time.monotonic()
+        if (
+            pipeline is None
+            and now - self._beat_at < HEARTBEAT_COALESCE
+            and self._key_expires_at >= now + self.dequeue_timeout + 60
+        ):
+            return
+        super().heartbeat(timeout, pipeline=pipeline)
 
 
 def run_pool(
