@@ -90,14 +90,18 @@ def store_event(payload: bytes) -> tuple[str, bool]:
 
 def _hand_over(row: dict[str, Any]) -> None:
     """After a new event's commit: enqueue its job, or, for an event stored ``ignored``,
-    send ``event_processed`` as the worker would have."""
+    send ``event_processed`` as the worker would have. The event is stored either way: a
+    receiver that raises is logged, and the delivery still gets its 200."""
     if row["status"] == EventStatus.RECEIVED:
         queue.enqueue_soon(row["id"])
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    signals.event_processed.send(
-        app, event_id=row["id"], event_type=row["type"], status=row["status"]
-    )
+    try:
+        signals.event_processed.send(
+            app, event_id=row["id"], event_type=row["type"], status=row["status"]
+        )
+    except Exception:
+        log.exception("an event_processed receiver failed for stored event %s", row["id"])
 
 
 def _read_body(limit: int) -> bytes:

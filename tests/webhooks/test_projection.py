@@ -173,6 +173,24 @@ def test_unknown_event_types_are_stored_and_ignored(
     assert len(received["lattice.event-processed"]) == 1
 
 
+def test_a_failing_receiver_never_costs_an_ignored_event_its_200(
+    app: Flask, sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the host's receiver broke")
+
+    signals.event_processed.connect(broken)
+    try:
+        event = _unhandled_event("evt_receiver", "charge.refunded", sandbox.now())
+        answer = post_event(app.test_client(), event, sandbox.webhook_secret)
+    finally:
+        signals.event_processed.disconnect(broken)
+    assert (answer.status_code, answer.data) == (200, b"stored\n")
+    assert event_statuses(app) == {"evt_receiver": ("ignored", 0)}
+    assert "an event_processed receiver failed for stored event evt_receiver" in caplog.text
+    assert "the host's receiver broke" in caplog.text
+
+
 def test_a_type_with_an_on_event_handler_gets_a_job(app: Flask, sandbox: Any) -> None:
     seen: list[str] = []
     host(app).billing.on_event("charge.dispute.created")(lambda event: seen.append(event["id"]))
