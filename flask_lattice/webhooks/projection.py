@@ -880,8 +880,14 @@ HANDLERS: dict[str, Handler] = {
 def handled_types() -> frozenset[str]:
     """The event types this app acts on: those the projection applies (:data:`HANDLERS`)
     and those with an ``@billing.on_event`` handler. The webhook route stores an event of
-    any other type as ``ignored``, without a job."""
+    any other type as ``ignored``, without a job (:func:`handles`)."""
     return frozenset(HANDLERS).union(get_state().hooks.event_handlers)
+
+
+def handles(event_type: str) -> bool:
+    """Whether ``event_type`` is one of :func:`handled_types`, without building the set
+    (the webhook route asks once per delivery)."""
+    return event_type in HANDLERS or event_type in get_state().hooks.event_handlers
 
 
 def refusal(event: JSON) -> str | None:

@@ -138,7 +138,7 @@ def _event_row(payload: bytes, text: str) -> dict[str, Any]:
     :class:`Refused` when the body is not an event as Stripe sends it."""
     event, parsed = envelope.parse_event(payload)
     received_at = utcnow()
-    ignored = event.type not in projection.handled_types()
+    ignored = not projection.handles(event.type)
     data = parsed.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     object_id = obj.get("id") if isinstance(obj, dict) else None
