@@ -336,3 +336,17 @@ def warm_up() -> None:
                     exc_info=True)  # fmt: skip
     finally:
         session.rollback()
+
+
+_READ_STATUS = sa.select(_EVENTS.c.status).where(_EVENTS.c.id == _EVENT_ID)
+
+
+def open_connection() -> None:
+    """Open the database connection the next job will use, and read the event table once
+    (a new SQLite connection reads the schema then): a work horse forked ahead of its job
+    calls this while it waits (needs an app context). Changes nothing; the connection goes
+    back to the engine's pool when the app context ends, where the job's session finds it.
+    """
+    session = get_state().db.session
+    session.execute(_READ_STATUS, {"event_id": _WARM_UP_EVENT})
+    session.rollback()

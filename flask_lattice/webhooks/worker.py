@@ -23,6 +23,7 @@ from typing import Any
 from flask import Flask
 from rq import SimpleWorker, Worker
 from rq.exceptions import StopRequested
+from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import import_attribute
@@ -33,7 +34,8 @@ from .. import revenue
 from ..models import utcnow
 from ..state import get_state
 from . import queue
-from .job import warm_up
+from .job import open_connection, warm_up
+from .spare_horse import HandOff, SpareHorse
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +166,16 @@ def _logged_failure(message: str) -> Iterator[None]:
 class LatticeWorker(_LatticeMixin, Worker):
     """A forking RQ worker for the lattice queue (one work horse process per job).
 
+    Each horse is forked ahead of its job (:mod:`~flask_lattice.webhooks.spare_horse`):
+    while one job runs, the next horse opens its database and Redis connections, and
+    takes the next job as soon as it is dequeued.
+
     A work horse that dies takes its job with it; RQ notices through the heartbeat
     and retries the job. The heartbeat is kept short (``job_monitoring_interval`` plus a
     grace period), so an abandoned job is retried within seconds, not minutes.
     """
+
+    _spare: SpareHorse | None = None
 
     def __init__(self, *args: Any, app: Flask, heartbeat_grace: int = 10, **kwargs: Any) -> None:
         self.app = app
@@ -180,17 +188,75 @@ class LatticeWorker(_LatticeMixin, Worker):
         """Work the queue. First the job's SQL is compiled once here (:func:`~flask_lattice.webhooks.job.warm_up`), so
         that work horses inherit it, and the objects built so far are frozen out of the
         garbage collector, so that a work horse's collections do not copy the parent's memory
-        (together about halve the cost of a job; see :doc:`workers`)."""
+        (together about halve the cost of a job; see :doc:`workers`). The spare horse, if
+        any, ends with the worker."""
         with self.app.app_context():
             warm_up()
         gc.collect()
         gc.freeze()
-        return super().work(*args, **kwargs)
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            if self._spare is not None:
+                self._spare.discard()
+                self._spare = None
 
-    def main_work_horse(self, job: Job, queue: Queue) -> None:
-        """The forked child: drop the database connections inherited from the parent."""
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        """Hand ``job`` to the spare horse (forked now if there is none, or if it died
+        while it waited), then fork the spare for the next job."""
+        hand_off = HandOff(job.id, self.execution.id, queue.name)  # type: ignore[union-attr]
+        horse, self._spare = self._spare, None
+        if horse is None or not horse.hand(hand_off):
+            if horse is not None:  # it died while it waited
+                horse.discard()
+            horse = self._fork_spare()
+            # A fresh horse that cannot take its job has died: RQ sees its exit status.
+            horse.hand(hand_off)
+        self._horse_pid = horse.pid
+        self.procline(f"Handed {job.id} to work horse {horse.pid} at {time.time()}")  # type: ignore[no-untyped-call]
+        try:
+            self._spare = self._fork_spare()
+        except OSError:
+            log.warning("could not fork a spare work horse; the next job forks its own",
+                        exc_info=True)  # fmt: skip
+
+    def _fork_spare(self) -> SpareHorse:
+        return SpareHorse.fork(self._prepare_spare, self._become_horse)
+
+    def _prepare_spare(self) -> None:
+        """In a spare: a horse's signals and no connection of the worker's (an error here
+        ends the spare), then its own database and Redis connections (an error is logged:
+        the job then opens them itself)."""
+        self.setup_work_horse_signals()  # type: ignore[no-untyped-call]
+        self.procline("Spare work horse, waiting for a job")  # type: ignore[no-untyped-call]
         _drop_inherited_connections(self.app)
-        super().main_work_horse(job, queue)
+        try:
+            self.connection.ping()
+            with self.app.app_context():
+                open_connection()
+        except Exception:
+            log.warning("a spare work horse could not open its connections; its job will",
+                        exc_info=True)  # fmt: skip
+
+    def _become_horse(self, hand_off: HandOff) -> None:
+        """In a spare: load the job and its execution from Redis (the worker wrote both
+        before the hand-off), forget the worker's state of the jobs before, and run the
+        job as RQ's work horse does (which ends the process)."""
+        os.environ.update(
+            RQ_WORKER_ID=self.name, RQ_JOB_ID=hand_off.job_id,
+            RQ_EXECUTION_ID=hand_off.execution_id,
+        )  # fmt: skip
+        job = self.job_class.fetch(
+            hand_off.job_id, connection=self.connection, serializer=self.serializer
+        )
+        execution = Execution.fetch(hand_off.execution_id, job.id, connection=self.connection)
+        execution._job = job  # as RQ's own spawning worker does: no second fetch
+        self._horse_pid = 0
+        self._written_state = None
+        self.executions = {}
+        self.execution = execution
+        (job_queue,) = (each for each in self.queues if each.name == hand_off.queue_name)
+        self.main_work_horse(job, job_queue)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a running job's heartbeat lasts before RQ counts the job abandoned."""

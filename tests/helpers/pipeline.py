@@ -41,6 +41,19 @@ def post_event(
     )
 
 
+def bare_event(event_id: str, event_type: str, created: int) -> JSON:
+    """An event of ``event_type`` whose object is only an id: for types the projection
+    does not take (an ``on_event`` handler may)."""
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": created,
+        "livemode": False,
+        "data": {"object": {"id": "issfr_1"}},
+    }
+
+
 def price_ids(sandbox: Any) -> dict[str, str]:
     """Lookup key → price id of the seeded catalog."""
     listed = sandbox.client().v1.prices.list(params={"limit": 100})

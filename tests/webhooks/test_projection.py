@@ -17,7 +17,7 @@ from flask_lattice.models import Customer, WebhookEvent
 from flask_lattice.state import get_state
 from flask_lattice.stripe_gateway import API_VERSION
 from flask_lattice.webhooks import queue
-from tests.helpers.pipeline import JSON, deliver, event_statuses, post_event, signup
+from tests.helpers.pipeline import JSON, bare_event, deliver, event_statuses, post_event, signup
 from tests.helpers.support import (
     TEST_WEBHOOK_SECRET,
     driver_statements,
@@ -135,21 +135,10 @@ def test_trial_will_end_is_signalled_while_trialing(
     assert received["lattice.subscription-changed"][0]["new_status"] == "trialing"
 
 
-def _unhandled_event(event_id: str, event_type: str, created: int) -> JSON:
-    return {
-        "id": event_id,
-        "object": "event",
-        "type": event_type,
-        "created": created,
-        "livemode": False,
-        "data": {"object": {"id": "issfr_1"}},
-    }
-
-
 def test_unknown_event_types_are_stored_and_ignored(
     app: Flask, sandbox: Any, received: dict[str, list[dict[str, Any]]]
 ) -> None:
-    event = _unhandled_event("evt_unknown_type", "radar.early_fraud_warning.created", sandbox.now())
+    event = bare_event("evt_unknown_type", "radar.early_fraud_warning.created", sandbox.now())
     assert post_event(app.test_client(), event, sandbox.webhook_secret).status_code == 200
     # Stored as ignored at once, with no job for a worker: no attempt is ever counted.
     assert event_statuses(app) == {"evt_unknown_type": ("ignored", 0)}
@@ -181,7 +170,7 @@ def test_a_failing_receiver_never_costs_an_ignored_event_its_200(
 
     signals.event_processed.connect(broken)
     try:
-        event = _unhandled_event("evt_receiver", "charge.refunded", sandbox.now())
+        event = bare_event("evt_receiver", "charge.refunded", sandbox.now())
         answer = post_event(app.test_client(), event, sandbox.webhook_secret)
     finally:
         signals.event_processed.disconnect(broken)
@@ -196,7 +185,7 @@ def test_a_type_with_an_on_event_handler_gets_a_job(app: Flask, sandbox: Any) ->
     host(app).billing.on_event("charge.dispute.created")(lambda event: seen.append(event["id"]))
     for event_id, event_type in (("evt_dispute", "charge.dispute.created"),
                                  ("evt_refund", "charge.refunded")):  # fmt: skip
-        event = _unhandled_event(event_id, event_type, sandbox.now())
+        event = bare_event(event_id, event_type, sandbox.now())
         assert post_event(app.test_client(), event, sandbox.webhook_secret).status_code == 200
     assert event_statuses(app) == {"evt_dispute": ("received", 0), "evt_refund": ("ignored", 0)}
     run_worker(app)
