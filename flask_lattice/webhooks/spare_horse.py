@@ -8,8 +8,10 @@ waits on a pipe. The worker hands it the next job's ids (:class:`HandOff`), and 
 becomes that job's horse: a fresh process for every job, as with RQ's own worker, that
 runs one job and exits.
 
-The worker hands a job over by writing its ids and closing the pipe; the spare reads until
-the pipe closes; a pipe closed with nothing in it ends the spare. A worker that stops
+The worker hands a job over by writing its ids as one line; the spare reads up to the end
+of that line, not until the pipe closes: other processes the worker forks while a spare
+waits (RQ's scheduler, restarted after a Redis outage, say) inherit the pipe's write end
+and keep it open. A pipe closed with no line in it ends the spare. A worker that stops
 ends its spare; one that dies takes it along (``SIGTERM``: see
 :func:`~flask_lattice.webhooks.worker.end_children_with_this_process`).
 """
@@ -67,7 +69,7 @@ class SpareHorse:
         if fd is None:
             return False
         try:
-            os.write(fd, json.dumps(hand_off).encode())
+            os.write(fd, json.dumps(hand_off).encode() + b"\n")  # JSON has no raw newline
         except BrokenPipeError:
             return False
         finally:
@@ -92,9 +94,9 @@ def _run_spare(
     try:
         os.setpgrp()
         prepare()
-        message = _read_until_closed(read_fd)
-        if message:
-            become_horse(HandOff(*json.loads(message)))
+        line = _read_line(read_fd)
+        if line.endswith(b"\n"):
+            become_horse(HandOff(*json.loads(line)))
         status = 0
     except BaseException:
         log.exception("a spare work horse ended before its job ran")
@@ -102,9 +104,10 @@ def _run_spare(
         os._exit(status)
 
 
-def _read_until_closed(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 4096):
-        chunks.append(chunk)
+def _read_line(fd: int) -> bytes:
+    """Read up to and with the first newline, or until the pipe closes without one."""
+    line = b""
+    while not line.endswith(b"\n") and (chunk := os.read(fd, 4096)):
+        line += chunk
     os.close(fd)
-    return b"".join(chunks)
+    return line

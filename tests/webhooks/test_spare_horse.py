@@ -127,6 +127,36 @@ def test_a_spare_runs_the_one_job_it_is_handed(tmp_path: Path) -> None:
     assert taken.read_text() == "job-1 execution-1 lattice"
 
 
+def _exit_code_within(pid: int, seconds: float) -> int | None:
+    """``pid``'s exit code once it has ended (reaped), or None if it runs ``seconds`` on."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ended, status = os.waitpid(pid, os.WNOHANG)
+        if ended:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    return None
+
+
+def test_a_spare_takes_its_job_while_another_child_holds_the_pipe_open(tmp_path: Path) -> None:
+    """RQ's scheduler, forked from the worker while a spare waits (restarted after a Redis
+    outage, say), inherits the pipe's write end and never closes it."""
+    taken = tmp_path / "taken"
+    spare = SpareHorse.fork(lambda: None, lambda hand_off: taken.write_text(hand_off.job_id))
+    bystander = os.fork()
+    if bystander == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        assert spare.hand(HandOff("job-1", "execution-1", "lattice"))
+        assert _exit_code_within(spare.pid, 10) == 0, "the spare waited for the pipe to close"
+        assert taken.read_text() == "job-1"
+    finally:
+        spare.discard()
+        os.kill(bystander, signal.SIGKILL)
+        os.waitpid(bystander, 0)
+
+
 def test_a_spare_that_cannot_prepare_ends_without_its_job(tmp_path: Path) -> None:
     taken = tmp_path / "taken"
 
