@@ -71,6 +71,8 @@ _LOCK_EVENT_SQLITE = (
     .returning(*_LOCKED_COLUMNS)
 )
 _LOCK_EVENT = sa.select(*_LOCKED_COLUMNS).where(_EVENTS.c.id == _EVENT_ID).with_for_update()
+# A spare work horse reads with it while it waits (open_connection).
+_READ_STATUS = sa.select(_EVENTS.c.status).where(_EVENTS.c.id == _EVENT_ID)
 _FINISH_EVENT = (
     sa.update(_EVENTS)
     .where(_EVENTS.c.id == _EVENT_ID)
@@ -336,9 +338,6 @@ def warm_up() -> None:
                     exc_info=True)  # fmt: skip
     finally:
         session.rollback()
-
-
-_READ_STATUS = sa.select(_EVENTS.c.status).where(_EVENTS.c.id == _EVENT_ID)
 
 
 def open_connection() -> None:
