@@ -104,7 +104,16 @@ class _LatticeMixin:
     def request_stop(self, signum: int, frame: Any) -> None:
         """Remember a ``SIGTERM`` or ``SIGINT`` before RQ acts on it. RQ raises
         ``StopRequested`` in an idle worker wherever it is, and code there that catches
-        exceptions would lose it; RQ's loop also stops on this flag at its next turn."""
+        exceptions would lose it; RQ's loop also stops on this flag at its next turn.
+
+        A process forked from this worker (RQ's scheduler, a work horse, a spare) runs this
+        handler until it sets its own. There the signal does what it does by default, and
+        ends that process: the worker's shutdown, run in a copy of the worker, would leave
+        the process running, or kill the horse of the worker's current job."""
+        if os.getpid() != self.pid:  # type: ignore[attr-defined]
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         self._stop_requested = True
         super().request_stop(signum, frame)  # type: ignore[misc]
 

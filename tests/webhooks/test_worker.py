@@ -7,6 +7,8 @@ never when the worker's key would expire before the next dequeue ends.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from flask import Flask
@@ -64,3 +66,21 @@ def test_a_forking_worker_sends_every_heartbeat(app: Flask) -> None:
         assert redis.ttl(worker.key) > 20
     finally:
         worker.register_death()
+
+
+def test_a_process_forked_from_the_worker_ends_on_a_stop_signal_it_inherited(
+    app: Flask,
+) -> None:
+    """RQ's scheduler or a spare horse runs the worker's handler until it sets its own; a
+    stop signal then ends it, as by default (it stopped nothing before, and a spare's copy
+    of the worker could kill the horse of the worker's current job)."""
+    worker = build_worker(app, name="inherited-handler")
+    child = os.fork()
+    if child == 0:
+        try:
+            worker.request_stop(signal.SIGTERM, None)
+        finally:
+            os._exit(0)  # reached only when the handler returns
+    _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status), os.waitstatus_to_exitcode(status)
+    assert os.WTERMSIG(status) == signal.SIGTERM
