@@ -152,6 +152,12 @@ def attempted_once(statuses: dict[str, tuple[str, int]]) -> bool:
     )
 
 
+def waiting_for_a_job(statuses: dict[str, tuple[str, int]]) -> int:
+    """How many events of :func:`event_statuses` are ``received``: stored with a job to
+    run (an event of a type nothing handles is stored ``ignored``, with none)."""
+    return sum(status == "received" for status, _ in statuses.values())
+
+
 def deliver(
     client: FlaskClient,
     events: Iterable[JSON],

@@ -35,6 +35,7 @@ from tests.helpers.pipeline import (
     start_worker,
     switch_price,
     wait_for,
+    waiting_for_a_job,
 )
 from tests.helpers.pipeline_app import PID_FILE_ENV, SLOW_EVENT_ENV
 from tests.helpers.support import host, run_worker, serving, subscription_row
@@ -126,7 +127,7 @@ def test_redis_down_during_delivery_loses_nothing(
         # Every event is stored: the ones a job must process wait, received; the ones of
         # a type nothing handles were stored ignored, and need no job.
         assert {status for status, _ in statuses.values()} == {"received", "ignored"}
-        waiting = sum(status == "received" for status, _ in statuses.values())
+        waiting = waiting_for_a_job(statuses)
 
         redis = _redis_server(port, tmp_path)  # Redis is back, empty
         result = app.test_cli_runner().invoke(args=["lattice", "drain"])

@@ -24,9 +24,10 @@ from tests.helpers.support import host
 EVENT_TYPE = "charge.dispute.created"
 
 
-def _children() -> set[int]:
-    """This process's living and unreaped child processes."""
-    pid = os.getpid()
+def _children(pid: int | None = None) -> set[int]:
+    """The living and unreaped child processes of ``pid`` (this process by default) that
+    its main thread forked."""
+    pid = os.getpid() if pid is None else pid
     listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return {int(child) for child in listed}
 
@@ -88,8 +89,7 @@ def test_a_spare_that_died_while_it_waited_is_replaced(
             return
         worker_pid, deadline = os.getppid(), time.monotonic() + 10
         while time.monotonic() < deadline:
-            listed = Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split()
-            spares = {int(pid) for pid in listed} - before - {os.getpid()}
+            spares = _children(worker_pid) - before - {os.getpid()}
             if spares:
                 (spare,) = spares
                 os.kill(spare, signal.SIGKILL)
